@@ -1,0 +1,1 @@
+"""pycontain: a small Linux container runtime that shows, for real, what Docker does."""
