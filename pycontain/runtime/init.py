@@ -1,0 +1,266 @@
+"""Container init: what runs between the shim's fork and the container's execve.
+
+This code runs as PID 1 of the container's new PID namespace.  It must not import
+anything (the fork server imported it all beforehand) and must never return: it
+ends in execve, or in ``os._exit`` after reporting the failure on ``error_fd``
+as one JSON line ``{"message": ..., "exit_code": ...}``.
+
+Order of work:
+
+    join cgroup -> unshare(NS|UTS|IPC|NET) -> / made rprivate -> overlay on rootfs
+    -> binds -> /proc /dev /dev/pts /dev/shm /dev/mqueue /sys -> pivot_root
+    -> hostname, lo up -> user, cwd, env -> close fds -> execve
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+
+from pycontain.runtime import syscalls as sc
+from pycontain.runtime.spec import BindMount, ContainerSpec
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# (name, major, minor): Docker's default device nodes.
+DEFAULT_DEVICES = (
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
+    ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+)
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx"), ("/proc/kcore", "core"),
+)
+
+
+class StartError(Exception):
+    """A failure of container setup, with Docker's exit code for it."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def run_container_init(spec: ContainerSpec, error_fd: int) -> None:
+    """Set up the container and execve its process.  Never returns."""
+    try:
+        _setup_and_exec(spec, error_fd)
+        message, code = "execve returned", 125
+    except StartError as exc:
+        message, code = exc.message, exc.exit_code
+    except OSError as exc:
+        message, code = f"container init: {exc}", 125
+    except BaseException as exc:  # never let a Python error escape a forked child
+        message, code = f"container init: {exc!r}", 125
+    try:
+        os.write(error_fd, json.dumps({"message": message, "exit_code": code}).encode() + b"\n")
+    finally:
+        os._exit(code)
+
+
+def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
+    for path in spec.cgroup_join_files:
+        with open(path, "w") as f:
+            f.write("0")
+    sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    stdin = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(stdin, 0)
+    os.close(stdin)
+
+    mount_rootfs(spec)
+    pivot_into(spec.rootfs)
+    sc.sethostname(spec.hostname)
+    sc.bring_interface_up("lo")
+
+    uid, gid, groups, home = resolve_user(spec.process.user)
+    env = build_env(spec.process.env, spec.hostname, home)
+    enter_workdir(spec.process.cwd, uid, gid)
+    executable = look_path(spec.process.args[0], env)
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    os.closerange(3, error_fd)
+    os.closerange(error_fd + 1, 1 << 16)
+    try:
+        os.execve(executable, list(spec.process.args), env_dict(env))
+    except OSError as exc:
+        raise exec_error(spec.process.args[0], exc) from exc
+
+
+def mount_rootfs(spec: ContainerSpec) -> None:
+    """The overlay of the image's layers, the binds, and the kernel filesystems."""
+    rootfs = spec.rootfs
+    # Relative lowerdirs keep the option string under the kernel's one-page limit.
+    base = os.path.commonpath(spec.lowerdirs) if len(spec.lowerdirs) > 1 else "/"
+    os.chdir(base)
+    lower = ":".join(os.path.relpath(d, base) for d in spec.lowerdirs)
+    sc.mount("overlay", rootfs, "overlay", 0,
+             f"lowerdir={lower},upperdir={spec.upperdir},workdir={spec.workdir}")
+    os.chdir("/")
+    for bind in spec.binds:
+        mount_bind(rootfs, bind)
+
+    nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    sc.mount("proc", _target(rootfs, "/proc"), "proc", nosuid_nodev_noexec)
+    dev = _target(rootfs, "/dev")
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in DEFAULT_DEVICES:
+        os.mknod(f"{dev}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(f"{dev}/{name}", 0o666)
+    os.mkdir(f"{dev}/pts", 0o755)
+    sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.mkdir(f"{dev}/shm", 0o1777)
+    sc.mount("shm", f"{dev}/shm", "tmpfs", nosuid_nodev_noexec, "mode=1777,size=65536k")
+    os.mkdir(f"{dev}/mqueue", 0o755)
+    sc.mount("mqueue", f"{dev}/mqueue", "mqueue", nosuid_nodev_noexec)
+    for target, name in DEV_SYMLINKS:
+        os.symlink(target, f"{dev}/{name}")
+    sc.mount("sysfs", _target(rootfs, "/sys"), "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY)
+
+
+def mount_bind(rootfs: str, bind: BindMount) -> None:
+    if not os.path.exists(bind.source):
+        os.makedirs(bind.source, 0o755)
+    is_dir = os.path.isdir(bind.source)
+    target = _target(rootfs, bind.target, directory=is_dir)
+    sc.mount(bind.source, target, None, sc.MS_BIND | sc.MS_REC)
+    if bind.readonly:
+        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+
+
+def _target(rootfs: str, path: str, directory: bool = True) -> str:
+    """A mount point inside rootfs, created if missing, never reached through a symlink."""
+    current = rootfs
+    parts = [p for p in path.split("/") if p and p != "."]
+    for i, part in enumerate(parts):
+        if part == "..":
+            raise StartError(f"mount target {path!r} leaves the container's root")
+        current = f"{current}/{part}"
+        last = i == len(parts) - 1
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            if last and not directory:
+                os.close(os.open(current, os.O_CREAT | os.O_WRONLY, 0o644))
+            else:
+                os.mkdir(current, 0o755)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise StartError(f"mount target {path!r} is a symbolic link in the image")
+    return current
+
+
+def pivot_into(rootfs: str) -> None:
+    """pivot_root(2) into rootfs and detach the old root (runc's "." trick)."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
+    os.chdir(rootfs)
+    sc.pivot_root(".", ".")
+    os.fchdir(old_root)
+    os.close(old_root)
+    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+    sc.umount(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def _read_colon_file(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip()
+                    and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(user: str) -> tuple[int, int, list[int], str]:
+    """uid, gid, supplementary groups and home for ``user[:group]``, from the image's files."""
+    name, _, group = (user or "0").partition(":")
+    passwd = _read_colon_file("/etc/passwd")
+    home = "/"
+    if name.isdigit():
+        uid = int(name)
+        entry = next((e for e in passwd if len(e) >= 6 and e[2] == name), None)
+        gid = int(entry[3]) if entry and entry[3].isdigit() else uid if uid else 0
+        if entry:
+            home = entry[5] or "/"
+            name = entry[0]
+    else:
+        entry = next((e for e in passwd if len(e) >= 6 and e[0] == name), None)
+        if entry is None:
+            raise StartError(f"unable to find user {name}: no matching entries in passwd file")
+        uid, gid, home = int(entry[2]), int(entry[3]), entry[5] or "/"
+    group_file = _read_colon_file("/etc/group")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            match = next((g for g in group_file if len(g) >= 3 and g[0] == group), None)
+            if match is None:
+                raise StartError(f"unable to find group {group}: no matching entries in group file")
+            gid = int(match[2])
+    groups = sorted({gid} | {int(g[2]) for g in group_file if len(g) >= 4 and g[2].isdigit()
+                             and name in g[3].split(",")})
+    return uid, gid, groups, home
+
+
+def build_env(env: tuple[str, ...], hostname: str, home: str) -> list[str]:
+    keys = {e.partition("=")[0] for e in env}
+    extra = []
+    if "PATH" not in keys:
+        extra.append(f"PATH={DEFAULT_PATH}")
+    if "HOSTNAME" not in keys:
+        extra.append(f"HOSTNAME={hostname}")
+    if "HOME" not in keys:
+        extra.append(f"HOME={home}")
+    return extra + list(env)
+
+
+def env_dict(env: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        result[key] = value
+    return result
+
+
+def enter_workdir(cwd: str, uid: int, gid: int) -> None:
+    """chdir into the working directory, created (owned by the user) when missing, as Docker does."""
+    path = cwd or "/"
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+        os.chown(path, uid, gid)
+    os.chdir(path)
+
+
+def look_path(command: str, env: list[str]) -> str:
+    """Find the executable like Go's exec.LookPath, inside the container's root."""
+    if "/" in command:
+        try:
+            st = os.stat(command)
+        except OSError as exc:
+            raise exec_error(command, exc) from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise exec_error(command, OSError(errno.EACCES, "permission denied"))
+        return command
+    path = env_dict(env).get("PATH", DEFAULT_PATH)
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", command)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    raise StartError(f'exec: "{command}": executable file not found in $PATH', 127)
+
+
+def exec_error(command: str, exc: OSError) -> StartError:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return StartError(f'exec: "{command}": stat {command}: no such file or directory', 127)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
+        return StartError(f'exec: "{command}": permission denied', 126)
+    return StartError(f'exec: "{command}": {exc.strerror}', 126)

@@ -1,0 +1,154 @@
+"""The shim: one small process per container, the container init's parent.
+
+It holds the container's stdout/stderr pipes and writes the log, records the exit
+status in ``<state_dir>/exit.json`` and tells the daemon over the control socket.
+It runs in its own session (setsid) and does not depend on the daemon: when the
+daemon is killed, the container keeps running and its exit status is not lost.
+
+Control protocol (one JSON object per line, shim -> daemon):
+
+    daemon                          shim                          container init
+      |  spawn(spec) via fork server  |                                  |
+      |------------------------------>| unshare(PID), fork ------------->|
+      |                               |                 setup, execve    |
+      |                               |<-- error pipe: EOF (exec ok)     |
+      |                               |    or {"message", "exit_code"}   |
+      |<-- {"event": "started", "pid", "shim_pid"}                       |
+      |    or {"event": "failed", "message", "exit_code"}               |
+      |                               |<== stdout/stderr pipes ==========|
+      |                               |    waitpid <---------------- exit|
+      |                               | exit.json written (atomic)       |
+      |<-- {"event": "exited", "exit_code", "finished_at"}               |
+      |    EOF (the shim exits)       |                                  |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pycontain.containers.logs import LogWriter
+from pycontain.fsutil import atomic_write_json
+from pycontain.runtime import syscalls as sc
+from pycontain.runtime.init import run_container_init
+from pycontain.runtime.spec import ContainerSpec
+
+EXIT_FILE = "exit.json"
+
+
+def exit_code_from_wait_status(status: int) -> int:
+    """Docker's convention: the exit status, or 128 + the signal number."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def read_exit_record(state_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(Path(state_dir) / EXIT_FILE, "rb") as f:
+            data: dict[str, Any] = json.loads(f.read())
+            return data
+    except (OSError, ValueError):
+        return None
+
+
+def run_shim(spec: ContainerSpec, control: socket.socket) -> NoReturn:
+    """The shim's whole life; entered in a freshly forked child of the fork server."""
+    try:
+        _shim(spec, control)
+    finally:
+        os._exit(0)
+
+
+def _send(control: socket.socket, message: dict[str, Any]) -> None:
+    try:
+        control.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass  # the daemon is gone; the exit file is what counts
+
+
+def _shim(spec: ContainerSpec, control: socket.socket) -> None:
+    os.setsid()
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+    state_dir = Path(spec.state_dir)
+    (state_dir / EXIT_FILE).unlink(missing_ok=True)
+    log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+
+    sc.unshare(sc.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        control.close()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (out_r, out_w, err_r, err_w, status_r, log_fd):
+            os.close(fd)
+        run_container_init(spec, status_w)
+    for fd in (out_w, err_w, status_w):
+        os.close(fd)
+
+    failure = _read_all(status_r)
+    os.close(status_r)
+    if failure:
+        _, status = os.waitpid(pid, 0)
+        try:
+            report = json.loads(failure)
+        except ValueError:
+            report = {"message": failure.decode(errors="replace"), "exit_code": 125}
+        record = {"exit_code": int(report["exit_code"]), "finished_at": time.time_ns(),
+                  "error": str(report["message"]), "started": False}
+        atomic_write_json(state_dir / EXIT_FILE, record)
+        _send(control, {"event": "failed", "message": record["error"],
+                        "exit_code": record["exit_code"]})
+        return
+
+    _send(control, {"event": "started", "pid": pid, "shim_pid": os.getpid(),
+                    "started_at": time.time_ns()})
+    _pump_output(log_fd, {out_r: "stdout", err_r: "stderr"})
+    _, status = os.waitpid(pid, 0)
+    record = {"exit_code": exit_code_from_wait_status(status), "finished_at": time.time_ns(),
+              "error": "", "started": True}
+    os.close(log_fd)
+    atomic_write_json(state_dir / EXIT_FILE, record)
+    _send(control, {"event": "exited", **record})
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pump_output(log_fd: int, streams: dict[int, str]) -> None:
+    """Copy the container's output into the log until every writer has closed its end."""
+    writer = LogWriter(log_fd)
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(streams)
+    while open_fds:
+        for fd, _ in poller.poll():
+            data = os.read(fd, 65536)
+            if data:
+                writer.feed(streams[fd], data)
+            else:
+                writer.flush(streams[fd])
+                poller.unregister(fd)
+                os.close(fd)
+                open_fds.discard(fd)

@@ -1,0 +1,60 @@
+"""A plain description of what to run: the runtime's only input.
+
+Like runc's split between ``Container`` and ``Process``: the daemon decides
+everything (paths, limits, the command line) and hands the runtime a
+``ContainerSpec``; the runtime only carries it out.  The spec crosses a process
+boundary (daemon -> fork server -> shim), so it is plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: str
+    target: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    cwd: str = "/"
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    id: str
+    hostname: str
+    lowerdirs: tuple[str, ...]          # image layer directories, top-most first
+    upperdir: str
+    workdir: str
+    rootfs: str                         # the overlay's mount point
+    process: ProcessSpec
+    log_path: str                       # json-lines log the shim appends to
+    state_dir: str                      # exec-root/<id>: shim.json, exit.json
+    cgroup_join_files: tuple[str, ...] = ()
+    binds: tuple[BindMount, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ContainerSpec:
+        raw: dict[str, Any] = json.loads(data)
+        process = ProcessSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in raw.pop("process").items()})
+        binds = tuple(BindMount(**b) for b in raw.pop("binds"))
+        return cls(
+            process=process,
+            binds=binds,
+            lowerdirs=tuple(raw.pop("lowerdirs")),
+            cgroup_join_files=tuple(raw.pop("cgroup_join_files")),
+            **raw,
+        )
