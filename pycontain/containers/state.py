@@ -1,0 +1,74 @@
+"""The container lifecycle as an explicit state machine.
+
+    created --start--> running --pause--> paused
+       ^                  |  ^--unpause----'  |
+       |                  |                   |
+       |                exit <----------------'   (killed while paused)
+       |                  v
+       '---(failed)-- exited --start--> running
+    any state but running/paused --remove--> removing
+
+``transition(container_name, current, action)`` returns the new status or raises
+``InvalidStateTransition`` with the message Docker gives for the same mistake.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pycontain.errors import InvalidStateTransition
+
+
+class Status(str, Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+class Action(str, Enum):
+    START = "start"
+    EXIT = "exit"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    KILL = "kill"
+    REMOVE = "remove"
+
+
+_ALLOWED: dict[Action, dict[Status, Status]] = {
+    Action.START: {Status.CREATED: Status.RUNNING, Status.EXITED: Status.RUNNING},
+    Action.EXIT: {Status.RUNNING: Status.EXITED, Status.PAUSED: Status.EXITED,
+                  Status.CREATED: Status.CREATED},
+    Action.PAUSE: {Status.RUNNING: Status.PAUSED},
+    Action.UNPAUSE: {Status.PAUSED: Status.RUNNING},
+    Action.KILL: {Status.RUNNING: Status.RUNNING, Status.PAUSED: Status.PAUSED},
+    Action.REMOVE: {Status.CREATED: Status.REMOVING, Status.EXITED: Status.REMOVING,
+                    Status.DEAD: Status.REMOVING},
+}
+
+
+def _refusal(name: str, current: Status, action: Action) -> str:
+    if action is Action.REMOVE:
+        if current in (Status.RUNNING, Status.PAUSED):
+            verb = "stop" if current is Status.RUNNING else "unpause and then stop"
+            return (f"cannot remove container \"{name}\": container is {current.value}: "
+                    f"{verb} the container before removing or force remove")
+        return f"removal of container {name} is already in progress"
+    if action is Action.UNPAUSE:
+        return f"Container {name} is not paused"
+    if action is Action.START and current is Status.PAUSED:
+        return f"cannot start a paused container {name}, try unpause instead"
+    if action is Action.PAUSE and current is Status.PAUSED:
+        return f"Container {name} is already paused"
+    return f"Container {name} is not running"
+
+
+def transition(name: str, current: Status, action: Action) -> Status:
+    """The status after ``action``, or InvalidStateTransition when the move is illegal."""
+    target = _ALLOWED[action].get(current)
+    if target is None:
+        raise InvalidStateTransition(_refusal(name, current, action))
+    return target
