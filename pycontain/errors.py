@@ -16,6 +16,7 @@ tar errors) are mapped once, at the boundary where they happen, with
     │   ├── NameInUse                   409
     │   ├── ImageInUse                  409
     │   └── InvalidStateTransition      409  e.g. pause of a stopped container
+    ├── NotModified                     304  already in the state asked for (start/stop)
     ├── ContainerStartError             500  the container's process could not be started
     │   (exit_code 126: cannot invoke, 127: command not found)
     └── DaemonUnreachable               -    (client side) no daemon answers on the socket
@@ -74,6 +75,12 @@ class ImageInUse(Conflict):
 
 class InvalidStateTransition(Conflict):
     pass
+
+
+class NotModified(PycontainError):
+    """The container already is in the state asked for (Docker answers 304)."""
+
+    http_status = 304
 
 
 class ContainerStartError(PycontainError):

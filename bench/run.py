@@ -1,0 +1,186 @@
+"""Side-by-side benchmarks (`make bench`): medians over repeated runs, printed as ratios.
+
+- `pycontain run --rm busybox true` against `runc run` of the same busybox rootfs, and
+  against podman and docker when they are installed and answer;
+- 50 containers started 10 at a time (create + start through the API);
+- the daemon's idle RSS and the private memory (USS) of one container's shim.
+
+It runs its own daemon with its own data root, socket and cgroup parent, and removes
+everything it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BUSYBOX_TAR = REPO / "rootfs" / "out" / "busybox.tar"
+sys.path.insert(0, str(REPO))
+
+from pycontain.client import Client  # noqa: E402
+
+
+def median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def run_quiet(args: list[str]) -> None:
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class BenchDaemon:
+    def __init__(self) -> None:
+        self.tag = secrets.token_hex(4)
+        self.root = Path(tempfile.mkdtemp(prefix=f"pycontain-bench-{self.tag}-"))
+        self.socket = self.root / "api.sock"
+        self.host = f"unix://{self.socket}"
+        self.parent = f"pycontain-bench-{self.tag}"
+        self.proc = subprocess.Popen(
+            [str(BIN / "pycontaind"), "--data-root", str(self.root / "data"), "--exec-root",
+             str(self.root / "exec"), "-H", self.host, "--cgroup-parent", self.parent,
+             "--log-level", "warning"], stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                Client(self.host).request("GET", "/_ping").read()
+                break
+            except Exception:
+                time.sleep(0.05)
+        self.cli("load", "-i", str(BUSYBOX_TAR))
+
+    def cli(self, *args: str) -> None:
+        run_quiet([str(BIN / "pycontain"), "-H", self.host, *args])
+
+    def close(self) -> None:
+        client = Client(self.host)
+        for c in client.json("GET", "/containers/json", query={"all": 1}):
+            client.request("DELETE", f"/containers/{c['Id']}", query={"force": 1}).read()
+        self.proc.terminate()
+        self.proc.wait(20)
+        for controller in Path("/sys/fs/cgroup").iterdir():
+            parent = controller / self.parent
+            if parent.is_dir():
+                parent.rmdir()
+        if (Path("/sys/fs/cgroup") / self.parent).is_dir():
+            (Path("/sys/fs/cgroup") / self.parent).rmdir()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def runc_bundle(workdir: Path) -> Path | None:
+    if not shutil.which("runc"):
+        return None
+    bundle = workdir / "bundle"
+    rootfs = bundle / "rootfs"
+    rootfs.mkdir(parents=True)
+    with tarfile.open(BUSYBOX_TAR) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for layer in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
+                inner.extractall(rootfs, filter="fully_trusted")
+    subprocess.run(["runc", "spec", "-b", str(bundle)], check=True)
+    spec_path = bundle / "config.json"
+    spec = json.loads(spec_path.read_text())
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["true"]
+    spec_path.write_text(json.dumps(spec))
+    return bundle
+
+
+def engine_works(cmd: list[str]) -> bool:
+    if not shutil.which(cmd[0]):
+        return False
+    return subprocess.run([*cmd, "info"], capture_output=True, timeout=20).returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench needs root")
+    results: dict[str, float] = {}
+    daemon = BenchDaemon()
+    workdir = Path(tempfile.mkdtemp(prefix="pycontain-bench-runc-"))
+    try:
+        pc = [str(BIN / "pycontain"), "-H", daemon.host, "run", "--rm", "busybox", "true"]
+        results["pycontain run --rm busybox true"] = median_ms(lambda: run_quiet(pc), args.runs)
+        results["python3 -c pass (interpreter start)"] = median_ms(
+            lambda: run_quiet([sys.executable, "-S", "-c", "pass"]), args.runs)
+        bundle = runc_bundle(workdir)
+        if bundle is not None:
+            results["runc run (same rootfs) true"] = median_ms(
+                lambda: run_quiet(["runc", "run", "-b", str(bundle), f"b{secrets.token_hex(4)}"]),
+                args.runs)
+        for engine in (["podman"], ["docker"]):
+            if engine_works(engine):
+                run_quiet([*engine, "load", "-i", str(BUSYBOX_TAR)])
+                results[f"{engine[0]} run --rm busybox true"] = median_ms(
+                    lambda e=engine: run_quiet([*e, "run", "--rm", "busybox:latest", "true"]),
+                    args.runs)
+            else:
+                print(f"({engine[0]}: not installed or not running; skipped)")
+
+        client = Client(daemon.host)
+
+        def start_one(i: int) -> str:
+            c = Client(daemon.host)
+            cid: str = c.json("POST", "/containers/create", query={"name": f"b{i}"},
+                              body={"Image": "busybox", "Cmd": ["sleep", "600"]})["Id"]
+            c.request("POST", f"/containers/{cid}/start").read()
+            return cid
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(10) as pool:
+            ids = list(pool.map(start_one, range(50)))
+        results["50 containers, 10 at a time (total)"] = (time.perf_counter() - t0) * 1000
+        time.sleep(1)
+        shims = []
+        for cid in ids[:10]:
+            pid = client.json("GET", f"/containers/{cid}/json")["State"]["Pid"]
+            shims.append(psutil.Process(pid).parent())
+        uss = statistics.median(p.memory_full_info().uss for p in shims) / 1e6
+        for cid in ids:
+            client.request("DELETE", f"/containers/{cid}", query={"force": 1}).read()
+        time.sleep(1)
+        rss = psutil.Process(daemon.proc.pid).memory_info().rss / 1e6
+    finally:
+        daemon.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\n{'benchmark':<44}{'median ms':>12}")
+    for name, value in results.items():
+        print(f"{name:<44}{value:>12.1f}")
+    base = results.get("pycontain run --rm busybox true", 0)
+    for name, value in results.items():
+        if name.endswith("true") and "pycontain" not in name:
+            print(f"ratio pycontain / {name.split(' ')[0]}: {base / value:.2f}x")
+    print(f"daemon idle RSS: {rss:.1f} MB (target < 40 MB)")
+    print(f"shim private memory (USS, median of 10): {uss:.2f} MB (target < 2 MB)")
+    print(f"50 containers 10 at a time: {results['50 containers, 10 at a time (total)']:.0f} ms "
+          "(target < 1500 ms)")
+
+
+if __name__ == "__main__":
+    main()

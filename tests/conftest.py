@@ -1,0 +1,184 @@
+"""Fixtures shared by the integration and end-to-end tests.
+
+Every test run is isolated: its own data root, exec root, socket and cgroup parent
+(named after a random run tag), so that two runs can go side by side; the session
+fixture removes everything it made and then checks that nothing of the run is left
+(mounts, cgroups, processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pycontain.client import Client
+from pycontain.errors import PycontainError
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+IMAGES_OUT = REPO / "rootfs" / "out"
+
+
+def needs_root() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, mounts, cgroups")
+
+
+def build_test_images() -> Path:
+    """rootfs/out/*.tar, built by the project's own script (no network)."""
+    subprocess.run([sys.executable, str(REPO / "rootfs" / "build.py"), "--out", str(IMAGES_OUT)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return IMAGES_OUT
+
+
+@dataclass
+class Daemon:
+    tag: str
+    root: Path
+    data_root: Path
+    exec_root: Path
+    socket: Path
+    cgroup_parent: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def cli(self, *args: str, input: bytes | None = None, timeout: float = 60,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run the real `pycontain` console script against this daemon."""
+        result = subprocess.run(
+            [str(BIN / "pycontain"), "-H", self.host, *args],
+            input=input.decode() if input is not None else None,
+            capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"pycontain {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def inspect(self, name: str) -> dict[str, object]:
+        out = self.cli("inspect", name, check=True).stdout
+        data = json.loads(out)
+        assert isinstance(data, list) and len(data) == 1
+        item = data[0]
+        assert isinstance(item, dict)
+        return item
+
+    def start(self) -> None:
+        self.process = _spawn_daemon(self)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def _spawn_daemon(d: Daemon) -> subprocess.Popen[bytes]:
+    with open(d.log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "pycontaind"), "--data-root", str(d.data_root), "--exec-root",
+             str(d.exec_root), "-H", d.host, "--cgroup-parent", d.cgroup_parent,
+             "--log-level", "debug"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"pycontaind exited: {d.log_path.read_text()}")
+        if d.socket.exists():
+            try:
+                Client(d.host, timeout=5).request("GET", "/_ping").read()
+                return proc
+            except PycontainError:
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("pycontaind did not come up in 20 s")
+
+
+def leftovers(tag: str, data_root: Path) -> list[str]:
+    """Kernel objects of this run still present: mounts, cgroups, processes."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mount_point = line.split()[4]
+            if str(data_root) in mount_point or tag in mount_point:
+                found.append(f"mount {mount_point}")
+    cgroup_root = Path("/sys/fs/cgroup")
+    for parent in list(cgroup_root.glob(f"*/pycontain-test-{tag}")) + list(
+            cgroup_root.glob(f"pycontain-test-{tag}")):
+        children = [p for p in parent.iterdir() if p.is_dir()]
+        if children:
+            found.append(f"cgroup {parent} holds {[c.name for c in children]}")
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(data_root) in cmdline or f"pycontain-test-{tag}" in cmdline:
+            found.append(f"process {pid_dir.name} {cmdline}")
+    return found
+
+
+def remove_cgroup_parents(tag: str) -> None:
+    cgroup_root = Path("/sys/fs/cgroup")
+    for parent in list(cgroup_root.glob(f"*/pycontain-test-{tag}")) + list(
+            cgroup_root.glob(f"pycontain-test-{tag}")):
+        for child in sorted(parent.rglob("*"), reverse=True):
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+@pytest.fixture(scope="session")
+def test_images() -> Path:
+    return build_test_images()
+
+
+@pytest.fixture(scope="session")
+def daemon(test_images: Path) -> Iterator[Daemon]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the daemon creates namespaces, mounts and cgroups")
+    tag = secrets.token_hex(4)
+    root = Path(tempfile.mkdtemp(prefix=f"pycontain-test-{tag}-"))
+    d = Daemon(tag=tag, root=root, data_root=root / "data", exec_root=root / "exec",
+               socket=root / "pycontain.sock", cgroup_parent=f"pycontain-test-{tag}",
+               process=None, log_path=root / "daemon.log")  # type: ignore[arg-type]
+    d.start()
+    d.cli("load", "-i", str(test_images / "busybox.tar"), check=True)
+    try:
+        yield d
+    finally:
+        ids = d.cli("ps", "-aq").stdout.split()
+        if ids:
+            d.cli("rm", "-f", *ids)
+        d.stop()
+        left = leftovers(tag, d.data_root)
+        remove_cgroup_parents(tag)
+        log_text = d.log_path.read_text(errors="replace")
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"the test run left kernel objects behind: {left}\n{log_text[-3000:]}"
