@@ -5,6 +5,7 @@ nothing of disk; ``unpack`` turns one layer tar into one directory; ``archive`` 
 what an image archive holds; ``store`` puts it all on disk under ``<data-root>/image``.
 """
 
+from pycontain.images.archive import ArchivedImage, ArchivedLayer, ImageArchive
 from pycontain.images.config import (
     ConfigBlob,
     Image,
@@ -13,12 +14,17 @@ from pycontain.images.config import (
     parse_config_blob,
 )
 from pycontain.images.reference import Reference, is_image_id, parse_reference
+from pycontain.images.store import ImageStore
 from pycontain.images.unpack import UnpackedLayer, unpack_layer
 
 __all__ = [
+    "ArchivedImage",
+    "ArchivedLayer",
     "ConfigBlob",
     "Image",
+    "ImageArchive",
     "ImageConfig",
+    "ImageStore",
     "Reference",
     "UnpackedLayer",
     "host_architecture",
