@@ -177,6 +177,10 @@ def test_a_child_over_its_memory_limit_is_oom_killed(
     hog = start_in_cgroup(manager, "oom", [sys.executable, "-c", allocate], processes)
 
     assert hog.wait(timeout=30) == -9
+    if manager.version == 1 and "oom_kill " not in host_file(
+        manager, "memory", "oom", "memory.oom_control"
+    ):
+        pytest.skip("this kernel does not count OOM kills in memory.oom_control (< 4.13)")
     assert manager.oom_kill_count("oom") >= 1
 
 
