@@ -82,6 +82,36 @@ class Response:
             self._conn.close()
 
 
+class PendingResponse:
+    """A request that has been sent and whose reply has not been read yet."""
+
+    def __init__(self, host: str, conn: _UnixConnection) -> None:
+        self._host = host
+        self._conn = conn
+
+    def finish(self) -> Response:
+        """Read the reply's head; raise the matching PycontainError on a 4xx/5xx reply."""
+        try:
+            raw = self._conn.getresponse()
+        except (ConnectionResetError, BrokenPipeError, http.client.BadStatusLine) as exc:
+            self._conn.close()
+            raise PycontainError(
+                f"the pycontain daemon at {self._host} closed the connection"
+            ) from exc
+        resp = Response(self._conn, raw)
+        if resp.status >= 400:
+            data = resp.read()
+            try:
+                message = json.loads(data)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = data.decode(errors="replace").strip() or raw.reason
+            raise error_from_status(resp.status, message)
+        return resp
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Client:
     def __init__(self, host: str | None = None, timeout: float | None = None) -> None:
         self.host = resolve_host(host)
@@ -101,9 +131,24 @@ class Client:
 
         ``body`` is sent as JSON; ``upload`` (a binary file) is streamed as the body.
         """
+        return self.begin(method, path, query, body, upload, headers).finish()
+
+    def begin(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        upload: IO[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PendingResponse:
+        """Send a request without reading the reply; ``finish()`` reads it later.
+
+        Used to register a wait on a container before following its output.
+        """
         url = API_PREFIX + path
-        if query:
-            pairs = {k: _query_value(v) for k, v in query.items() if v is not None}
+        pairs = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
+        if pairs:
             url += "?" + urllib.parse.urlencode(pairs)
         hdrs = dict(headers or {})
         payload: Any = None
@@ -116,7 +161,8 @@ class Client:
         conn = _UnixConnection(self.path, self.timeout)
         try:
             conn.request(method, url, body=payload, headers=hdrs, encode_chunked=upload is not None)
-            raw = conn.getresponse()
+        except BrokenPipeError:
+            pass  # the daemon stopped reading the body early: its reply says why
         except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError) as exc:
             conn.close()
             raise DaemonUnreachable(
@@ -128,15 +174,7 @@ class Client:
                 f"permission denied while trying to connect to the pycontain daemon socket "
                 f"at {self.host}"
             ) from exc
-        resp = Response(conn, raw)
-        if resp.status >= 400:
-            data = resp.read()
-            try:
-                message = json.loads(data)["message"]
-            except (ValueError, KeyError, TypeError):
-                message = data.decode(errors="replace").strip() or raw.reason
-            raise error_from_status(resp.status, message)
-        return resp
+        return PendingResponse(self.host, conn)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()

@@ -1,0 +1,237 @@
+"""``run``, ``create`` and ``start``: make a container, start it, follow it.
+
+API calls:
+    create   POST /containers/create?name=N  {Image, Cmd, Entrypoint, Env, ..., HostConfig}
+    start    POST /containers/{id}/start
+    attach   POST /containers/{id}/wait?condition=not-running|removed   (sent, read last)
+             GET  /containers/{id}/logs?follow=1&stdout=1&stderr=1      (multiplexed frames)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pycontain.cli.common import Context, Verb, each, os_error_text, quote_path
+from pycontain.cli.flags import LIST, VALUE, Command, Flag, Options, to_int
+from pycontain.cli.stream import copy_multiplexed
+from pycontain.errors import DaemonUnreachable, InvalidArgument, NotFound, PycontainError
+from pycontain.units import parse_bytes, parse_cpus
+
+__all__ = ["VERBS", "attach_and_wait", "container_body", "start_failure_code"]
+
+
+def _swap_bytes(text: str) -> int:
+    return -1 if text == "-1" else parse_bytes(text)
+
+
+_CONTAINER_FLAGS = (
+    Flag("rm", help="Automatically remove the container when it exits"),
+    Flag("name", kind=VALUE, help="Assign a name to the container"),
+    Flag("env", "e", LIST, "Set environment variables", metavar="list"),
+    Flag("env-file", kind=LIST, help="Read in a file of environment variables", metavar="list"),
+    Flag("workdir", "w", VALUE, "Working directory inside the container"),
+    Flag("hostname", "h", VALUE, "Container host name"),
+    Flag("user", "u", VALUE, "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("entrypoint", kind=VALUE, help="Overwrite the default ENTRYPOINT of the image"),
+    Flag("volume", "v", LIST, "Bind mount a volume (HOST:CONTAINER[:ro])", metavar="list"),
+    Flag("memory", "m", VALUE, "Memory limit", metavar="bytes", convert=parse_bytes),
+    Flag("memory-swap", kind=VALUE, help="Swap limit equal to memory plus swap: '-1' to "
+         "enable unlimited swap", metavar="bytes", convert=_swap_bytes),
+    Flag("cpus", kind=VALUE, help="Number of CPUs", metavar="decimal", convert=parse_cpus),
+    Flag("cpu-shares", "c", VALUE, "CPU shares (relative weight)", metavar="int",
+         convert=to_int),
+    Flag("pids-limit", kind=VALUE, help="Tune container pids limit (set -1 for unlimited)",
+         metavar="int", convert=to_int),
+)
+
+RUN = Command(
+    "run", "IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
+    (Flag("detach", "d", help="Run container in background and print container ID"),
+     *_CONTAINER_FLAGS),
+    min_args=1, interspersed=False,
+)
+CREATE = Command(
+    "create", "IMAGE [COMMAND] [ARG...]", "Create a new container",
+    _CONTAINER_FLAGS, min_args=1, interspersed=False,
+)
+START = Command(
+    "start", "CONTAINER [CONTAINER...]", "Start one or more stopped containers",
+    (Flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),),
+    min_args=1,
+)
+
+
+def _env_file(path: str) -> list[str]:
+    """Docker's --env-file: ``K=V`` lines, ``K`` alone taken from our environment."""
+    entries = []
+    with open(path, encoding="utf-8") as file:
+        for raw in file.read().splitlines():
+            line = raw.lstrip()
+            if not line or line.startswith("#"):
+                continue
+            entries.extend(_env_entry(line))
+    return entries
+
+
+def _env_entry(entry: str) -> list[str]:
+    key, eq, _ = entry.partition("=")
+    if not key or any(c.isspace() for c in key):
+        raise InvalidArgument(f"invalid environment variable: {entry}")
+    if eq:
+        return [entry]
+    value = os.environ.get(key)
+    return [] if value is None else [f"{key}={value}"]
+
+
+def container_body(opts: Options, attach: bool) -> dict[str, Any]:
+    """The POST /containers/create body for run/create's flags (Docker's shape).
+
+    Raises InvalidArgument for a bad -e entry, OSError for an unreadable --env-file.
+    """
+    env = [e for path in opts.texts("env-file") for e in _env_file(path)]
+    env += [e for entry in opts.texts("env") for e in _env_entry(entry)]
+    body: dict[str, Any] = {
+        "Image": opts.args[0],
+        "Env": env,
+        "AttachStdin": False,
+        "AttachStdout": attach,
+        "AttachStderr": attach,
+        "Tty": False,
+        "OpenStdin": False,
+    }
+    if len(opts.args) > 1:
+        body["Cmd"] = opts.args[1:]
+    if opts.given("entrypoint"):
+        entrypoint = opts.text("entrypoint")
+        body["Entrypoint"] = [entrypoint] if entrypoint else ""
+    for flag, key in (("workdir", "WorkingDir"), ("hostname", "Hostname"), ("user", "User")):
+        if opts.given(flag):
+            body[key] = opts.text(flag)
+    host: dict[str, Any] = {"AutoRemove": opts.flag("rm"), "Binds": opts.texts("volume")}
+    for flag, key in (("memory", "Memory"), ("memory-swap", "MemorySwap"),
+                      ("cpus", "NanoCpus"), ("cpu-shares", "CpuShares"),
+                      ("pids-limit", "PidsLimit")):
+        if opts.given(flag):
+            host[key] = opts.value(flag)
+    body["HostConfig"] = host
+    return body
+
+
+def _familiar(image: str) -> str:
+    """``busybox`` -> ``busybox:latest`` (as Docker names an image it cannot find)."""
+    if "@" in image or ":" in image.rsplit("/", 1)[-1]:
+        return image
+    return f"{image}:latest"
+
+
+def _create(ctx: Context, opts: Options, attach: bool) -> str | None:
+    """POST /containers/create; the new id, or None after a local (usage) error."""
+    try:
+        body = container_body(opts, attach)
+    except OSError as exc:
+        _usage_failure(ctx, os_error_text(exc.filename or "", exc))
+        return None
+    except InvalidArgument as exc:
+        _usage_failure(ctx, exc.message)
+        return None
+    query = {"name": opts.text("name")} if opts.given("name") else None
+    try:
+        reply = ctx.client.request("POST", "/containers/create", query=query, body=body).json()
+    except NotFound:
+        ctx.error(f"Unable to find image '{_familiar(opts.args[0])}' locally")
+        raise
+    for warning in reply.get("Warnings") or []:
+        ctx.error(f"WARNING: {warning}")
+    return str(reply["Id"])
+
+
+def _usage_failure(ctx: Context, message: str) -> None:
+    ctx.error(f"pycontain: {message}.\nSee 'pycontain {ctx.verb} --help'.")
+
+
+def start_failure_code(message: str) -> int:
+    """Docker's exit code for a container that could not start: 127, 126 or 125."""
+    text = message.lower()
+    if "not found" in text or "no such file" in text:
+        return 127
+    if "permission denied" in text or "cannot invoke" in text or "is a directory" in text:
+        return 126
+    return 125
+
+
+def attach_and_wait(ctx: Context, container_id: str, auto_remove: bool) -> int:
+    """Follow a started container's output to its end; return its exit code.
+
+    The wait is sent first (read last), so that an auto-removed container's
+    exit code is not lost; then the log stream is copied as it comes.
+    """
+    path = f"/containers/{quote_path(container_id)}"
+    condition = "removed" if auto_remove else "not-running"
+    pending = ctx.client.begin("POST", f"{path}/wait", query={"condition": condition})
+    try:
+        try:
+            logs = ctx.client.request(
+                "GET", f"{path}/logs", query={"follow": True, "stdout": True, "stderr": True}
+            )
+        except NotFound:  # already exited and removed: nothing left to show
+            logs = None
+        if logs is not None:
+            copy_multiplexed(logs.iter_chunks(), *ctx.binary_streams())
+        reply = pending.finish().json() or {}
+    finally:
+        pending.close()
+    error = reply.get("Error") or {}
+    if isinstance(error, dict) and error.get("Message"):
+        ctx.error(f"pycontain: {error['Message']}")
+    return int(reply.get("StatusCode", 0))
+
+
+def cmd_create(ctx: Context, opts: Options) -> int:
+    container_id = _create(ctx, opts, attach=True)
+    if container_id is None:
+        return 125
+    ctx.line(container_id)
+    return 0
+
+
+def cmd_run(ctx: Context, opts: Options) -> int:
+    detach = opts.flag("detach")
+    container_id = _create(ctx, opts, attach=not detach)
+    if container_id is None:
+        return 125
+    try:
+        ctx.client.request("POST", f"/containers/{container_id}/start")
+    except DaemonUnreachable:
+        raise
+    except PycontainError as exc:
+        ctx.error(f"pycontain: Error response from daemon: {exc.message}")
+        return start_failure_code(exc.message)
+    if detach:
+        ctx.line(container_id)
+        return 0
+    return attach_and_wait(ctx, container_id, opts.flag("rm"))
+
+
+def cmd_start(ctx: Context, opts: Options) -> int:
+    if not opts.flag("attach"):
+        return each(ctx, opts.args, lambda name: _start(ctx, name))
+    if len(opts.args) > 1:
+        ctx.error("you cannot start and attach multiple containers at once")
+        return 1
+    info = ctx.client.request("GET", f"/containers/{quote_path(opts.args[0])}/json").json()
+    _start(ctx, info["Id"])
+    auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
+    return attach_and_wait(ctx, info["Id"], auto_remove)
+
+
+def _start(ctx: Context, name: str) -> str:
+    ctx.client.request("POST", f"/containers/{quote_path(name)}/start")
+    return name
+
+
+VERBS = {
+    "run": Verb(RUN, cmd_run, run_style=True),
+    "create": Verb(CREATE, cmd_create, run_style=True),
+    "start": Verb(START, cmd_start),
+}
