@@ -5,10 +5,13 @@ API calls:
     start    POST /containers/{id}/start
     attach   POST /containers/{id}/wait?condition=not-running|removed   (sent, read last)
              GET  /containers/{id}/logs?follow=1&stdout=1&stderr=1      (multiplexed frames)
+    run --rm DELETE /containers/{id}     (attached: after the wait, or after a failed start;
+                                          ?force=1 when interrupted)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -125,10 +128,15 @@ def _familiar(image: str) -> str:
     return f"{image}:latest"
 
 
-def _create(ctx: Context, opts: Options, attach: bool) -> str | None:
-    """POST /containers/create; the new id, or None after a local (usage) error."""
+def _create(ctx: Context, opts: Options, attach: bool, daemon_removes: bool) -> str | None:
+    """POST /containers/create; the new id, or None after a local (usage) error.
+
+    ``daemon_removes`` false turns AutoRemove off in the body, for a ``run --rm``
+    that removes its container itself.
+    """
     try:
         body = container_body(opts, attach)
+        body["HostConfig"]["AutoRemove"] = opts.flag("rm") and daemon_removes
     except OSError as exc:
         _usage_failure(ctx, os_error_text(exc.filename or "", exc))
         return None
@@ -188,7 +196,7 @@ def attach_and_wait(ctx: Context, container_id: str, auto_remove: bool) -> int:
 
 
 def cmd_create(ctx: Context, opts: Options) -> int:
-    container_id = _create(ctx, opts, attach=True)
+    container_id = _create(ctx, opts, attach=True, daemon_removes=True)
     if container_id is None:
         return 125
     ctx.line(container_id)
@@ -196,10 +204,30 @@ def cmd_create(ctx: Context, opts: Options) -> int:
 
 
 def cmd_run(ctx: Context, opts: Options) -> int:
+    """create, start, then (unless -d) follow the output and exit with the container's code.
+
+    An attached ``--rm`` run removes the container itself after reading its exit
+    code (DELETE /containers/{id}), so that the code cannot be lost to a removal
+    racing the wait; if we are interrupted (Ctrl-C, closed pipe) it is removed by
+    force.  A detached one leaves removal to the daemon (AutoRemove).
+    """
     detach = opts.flag("detach")
-    container_id = _create(ctx, opts, attach=not detach)
+    remove_here = opts.flag("rm") and not detach
+    container_id = _create(ctx, opts, attach=not detach, daemon_removes=not remove_here)
     if container_id is None:
         return 125
+    try:
+        code = _start_and_follow(ctx, container_id, detach)
+    except BaseException:
+        if remove_here:
+            _remove_quietly(ctx, container_id, force=True)
+        raise
+    if remove_here:
+        _remove_quietly(ctx, container_id)
+    return code
+
+
+def _start_and_follow(ctx: Context, container_id: str, detach: bool) -> int:
     try:
         ctx.client.request("POST", f"/containers/{container_id}/start")
     except DaemonUnreachable:
@@ -210,7 +238,14 @@ def cmd_run(ctx: Context, opts: Options) -> int:
     if detach:
         ctx.line(container_id)
         return 0
-    return attach_and_wait(ctx, container_id, opts.flag("rm"))
+    return attach_and_wait(ctx, container_id, auto_remove=False)
+
+
+def _remove_quietly(ctx: Context, container_id: str, force: bool = False) -> None:
+    """DELETE /containers/{id}, ignoring failures (the exit code is what matters here)."""
+    query = {"force": True} if force else None
+    with contextlib.suppress(PycontainError):
+        ctx.client.request("DELETE", f"/containers/{container_id}", query=query)
 
 
 def cmd_start(ctx: Context, opts: Options) -> int:

@@ -207,14 +207,52 @@ def test_run_attached_streams_output_and_exits_with_the_code(
     ]
 
 
-def test_run_rm_waits_for_removal(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+def test_attached_run_rm_removes_the_container_after_reading_its_code(
+    daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
     daemon.on("POST", "/containers/create", {"Id": CID})
     daemon.on("POST", f"/containers/{CID}/start")
-    # the container is already gone when the logs are asked for
-    daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 0})
-    code, _, _ = run_cli(capsys, "run", "--rm", "busybox", "true")
-    assert code == 0
+    daemon.on("GET", f"/containers/{CID}/logs", frame(1, b"x\n"))
+    daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 5})
+    daemon.on("DELETE", f"/containers/{CID}")
+    assert run_cli(capsys, "run", "--rm", "busybox", "sh", "-c", "exit 5") == (5, "x\n", "")
+    assert daemon.bodies[0]["HostConfig"]["AutoRemove"] is False
+    assert daemon.calls[-2:] == [
+        ("POST", f"/containers/{CID}/wait", {"condition": "not-running"}),
+        ("DELETE", f"/containers/{CID}", {}),
+    ]
+
+
+def test_run_rm_removes_a_container_that_failed_to_start(
+    daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(_: dict[str, Any]) -> Any:
+        raise PycontainError('exec: "nope": executable file not found in $PATH')
+
+    daemon.on("POST", "/containers/create", {"Id": CID})
+    daemon.on("POST", f"/containers/{CID}/start", fail)
+    daemon.on("DELETE", f"/containers/{CID}")
+    assert run_cli(capsys, "run", "--rm", "busybox", "nope")[0] == 127
+    assert daemon.calls[-1] == ("DELETE", f"/containers/{CID}", {})
+
+
+def test_detached_run_rm_leaves_removal_to_the_daemon(
+    daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.on("POST", "/containers/create", {"Id": CID})
+    daemon.on("POST", f"/containers/{CID}/start")
+    assert run_cli(capsys, "run", "-d", "--rm", "busybox") == (0, CID + "\n", "")
     assert daemon.bodies[0]["HostConfig"]["AutoRemove"] is True
+    assert [call[0] for call in daemon.calls] == ["POST", "POST"]
+
+
+def test_start_attach_of_an_auto_remove_container_waits_for_removal(
+    daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.on("GET", "/containers/web/json", {"Id": CID, "HostConfig": {"AutoRemove": True}})
+    daemon.on("POST", f"/containers/{CID}/start")
+    daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 0})
+    assert run_cli(capsys, "start", "-a", "web") == (0, "", "")
     assert ("BEGIN POST", f"/containers/{CID}/wait", {"condition": "removed"}) in daemon.calls
 
 
@@ -577,3 +615,17 @@ def test_ctrl_c_exits_130_quietly(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(pycontain.client, "Client", Interrupted)
     assert run_cli(capsys, "ps") == (130, "", "")
+
+
+def test_interrupted_run_rm_removes_the_container_by_force(
+    daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(_: dict[str, Any]) -> Any:
+        raise KeyboardInterrupt
+
+    daemon.on("POST", "/containers/create", {"Id": CID})
+    daemon.on("POST", f"/containers/{CID}/start")
+    daemon.on("GET", f"/containers/{CID}/logs", interrupted)
+    daemon.on("DELETE", f"/containers/{CID}")
+    assert run_cli(capsys, "run", "--rm", "busybox", "sleep", "9") == (130, "", "")
+    assert daemon.calls[-1] == ("DELETE", f"/containers/{CID}", {"force": True})
