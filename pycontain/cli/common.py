@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pycontain.cli.flags import Command, Options
     from pycontain.client import Client
 
-__all__ = ["Context", "Verb", "each", "os_error_text", "quote_path"]
+__all__ = ["Context", "Verb", "each", "one_line", "os_error_text", "quote_path"]
 
 
 class Context:
@@ -45,12 +45,12 @@ class Context:
         self.err.write(text + "\n")
         self.err.flush()
 
-    def daemon_error(self, exc: PycontainError) -> None:
-        """``Error response from daemon: <message>`` (the daemon-unreachable text as is)."""
+    def daemon_error(self, exc: PycontainError, prefix: str = "") -> None:
+        """``Error response from daemon: <message>`` on one line (unreachable: the text as is)."""
         if isinstance(exc, DaemonUnreachable):
-            self.error(exc.message)
+            self.error(prefix + one_line(exc.message))
         else:
-            self.error(f"Error response from daemon: {exc.message}")
+            self.error(f"{prefix}Error response from daemon: {one_line(exc.message)}")
 
     def binary_streams(self) -> tuple[IO[bytes], IO[bytes]]:
         """Our stdout and stderr as byte streams (for container output)."""
@@ -98,6 +98,11 @@ def each(ctx: Context, names: Iterable[str], action: Callable[[str], str]) -> in
         if text:
             ctx.line(text)
     return 1 if failed else 0
+
+
+def one_line(message: str) -> str:
+    """A message folded onto one line (a daemon's multi-line error stays one stderr line)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def quote_path(name: str) -> str:

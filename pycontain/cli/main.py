@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from pycontain.cli.common import Context, Verb
 from pycontain.cli.flags import VALUE, Command, Flag, Options, parse, usage_text
-from pycontain.errors import DaemonUnreachable, InvalidArgument, PycontainError
+from pycontain.errors import InvalidArgument, PycontainError
 
 __all__ = ["main"]
 
@@ -118,11 +118,8 @@ def _run_verb(verb: Verb, host: str | None, words: Sequence[str]) -> int:
     failure = 125 if verb.run_style else 1
     try:
         return verb.function(ctx, opts)
-    except DaemonUnreachable as exc:
-        ctx.error(prefix + exc.message)
-        return failure
     except PycontainError as exc:
-        ctx.error(f"{prefix}Error response from daemon: {exc.message}")
+        ctx.daemon_error(exc, prefix)
         return failure
 
 

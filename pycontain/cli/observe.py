@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pycontain.cli.common import Context, Verb, quote_path
+from pycontain.cli.common import Context, Verb, one_line, quote_path
 from pycontain.cli.flags import VALUE, Command, Flag, Options
 from pycontain.cli.render import tabulate
 from pycontain.cli.stream import copy_multiplexed
@@ -93,7 +93,7 @@ def cmd_inspect(ctx: Context, opts: Options) -> int:
         except DaemonUnreachable:
             raise
         except PycontainError as exc:
-            ctx.error(f"Error: {exc.message}")
+            ctx.error(f"Error: {one_line(exc.message)}")
             failed = True
     if template is None:
         ctx.line(json.dumps(found, indent=4, ensure_ascii=False))

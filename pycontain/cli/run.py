@@ -233,7 +233,7 @@ def _start_and_follow(ctx: Context, container_id: str, detach: bool) -> int:
     except DaemonUnreachable:
         raise
     except PycontainError as exc:
-        ctx.error(f"pycontain: Error response from daemon: {exc.message}")
+        ctx.daemon_error(exc, "pycontain: ")
         return start_failure_code(exc.message)
     if detach:
         ctx.line(container_id)

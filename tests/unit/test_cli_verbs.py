@@ -629,3 +629,20 @@ def test_interrupted_run_rm_removes_the_container_by_force(
     daemon.on("DELETE", f"/containers/{CID}")
     assert run_cli(capsys, "run", "--rm", "busybox", "sleep", "9") == (130, "", "")
     assert daemon.calls[-1] == ("DELETE", f"/containers/{CID}", {"force": True})
+
+
+def test_a_multi_line_daemon_error_prints_as_one_line(
+    daemon: FakeDaemon, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = tmp_path / "bad.tar"
+    archive.write_bytes(b"x")
+
+    def bad(_: dict[str, Any]) -> Any:
+        raise InvalidArgument("not a tar archive:\n- method gz: bad\n- method tar: bad\n")
+
+    daemon.on("POST", "/images/load", bad)
+    daemon.on("POST", "/containers/create", bad)
+    assert run_cli(capsys, "load", "-i", str(archive)) == (
+        1, "", "Error response from daemon: not a tar archive: - method gz: bad "
+        "- method tar: bad\n")
+    assert run_cli(capsys, "create", "busybox")[2].count("\n") == 1
