@@ -8,7 +8,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def rfc3339_nano(ns: int) -> str:
-    """``2026-11-28T00:02:45.123456789Z`` for a time in nanoseconds since the epoch; 0 -> zero time."""
+    """``2026-11-28T00:02:45.123456789Z`` for ns since the epoch; 0 gives the zero time."""
     if ns <= 0:
         return ZERO_TIME
     seconds, frac = divmod(ns, 1_000_000_000)

@@ -1,17 +1,14 @@
 """``run``, ``create`` and ``start``: make a container, start it, follow it.
 
-API calls:
+API calls, in Docker's order:
     create   POST /containers/create?name=N  {Image, Cmd, Entrypoint, Env, ..., HostConfig}
+    attach   POST /containers/{id}/attach?stream=1&stdout=1&stderr=1   (multiplexed frames)
+             POST /containers/{id}/wait?condition=next-exit|removed    (headers at once, body last)
     start    POST /containers/{id}/start
-    attach   POST /containers/{id}/wait?condition=not-running|removed   (sent, read last)
-             GET  /containers/{id}/logs?follow=1&stdout=1&stderr=1      (multiplexed frames)
-    run --rm DELETE /containers/{id}     (attached: after the wait, or after a failed start;
-                                          ?force=1 when interrupted)
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
@@ -128,15 +125,10 @@ def _familiar(image: str) -> str:
     return f"{image}:latest"
 
 
-def _create(ctx: Context, opts: Options, attach: bool, daemon_removes: bool) -> str | None:
-    """POST /containers/create; the new id, or None after a local (usage) error.
-
-    ``daemon_removes`` false turns AutoRemove off in the body, for a ``run --rm``
-    that removes its container itself.
-    """
+def _create(ctx: Context, opts: Options, attach: bool) -> str | None:
+    """POST /containers/create; the new id, or None after a local (usage) error."""
     try:
         body = container_body(opts, attach)
-        body["HostConfig"]["AutoRemove"] = opts.flag("rm") and daemon_removes
     except OSError as exc:
         _usage_failure(ctx, os_error_text(exc.filename or "", exc))
         return None
@@ -168,27 +160,33 @@ def start_failure_code(message: str) -> int:
     return 125
 
 
-def attach_and_wait(ctx: Context, container_id: str, auto_remove: bool) -> int:
-    """Follow a started container's output to its end; return its exit code.
+def attach_and_wait(ctx: Context, container_id: str, condition: str, start: bool) -> int:
+    """Follow a container's next run to its end and return its exit code (Docker's order).
 
-    The wait is sent first (read last), so that an auto-removed container's
-    exit code is not lost; then the log stream is copied as it comes.
+    The attach stream and the wait are registered first (the daemon answers their
+    headers at once), then the container is started, so that neither its first
+    output nor its exit code (even when the daemon removes it, ``--rm``) can be missed.
     """
     path = f"/containers/{quote_path(container_id)}"
-    condition = "removed" if auto_remove else "not-running"
-    pending = ctx.client.begin("POST", f"{path}/wait", query={"condition": condition})
+    attached = ctx.client.begin("POST", f"{path}/attach",
+                                query={"stream": True, "stdout": True, "stderr": True})
+    waiting = ctx.client.begin("POST", f"{path}/wait", query={"condition": condition})
     try:
-        try:
-            logs = ctx.client.request(
-                "GET", f"{path}/logs", query={"follow": True, "stdout": True, "stderr": True}
-            )
-        except NotFound:  # already exited and removed: nothing left to show
-            logs = None
-        if logs is not None:
-            copy_multiplexed(logs.iter_chunks(), *ctx.binary_streams())
-        reply = pending.finish().json() or {}
+        output = attached.finish()
+        result = waiting.finish()
+        if start:
+            try:
+                ctx.client.request("POST", f"{path}/start")
+            except DaemonUnreachable:
+                raise
+            except PycontainError as exc:
+                ctx.daemon_error(exc, "pycontain: ")
+                return start_failure_code(exc.message)
+        copy_multiplexed(output.iter_chunks(), *ctx.binary_streams())
+        reply = result.json() or {}
     finally:
-        pending.close()
+        attached.close()
+        waiting.close()
     error = reply.get("Error") or {}
     if isinstance(error, dict) and error.get("Message"):
         ctx.error(f"pycontain: {error['Message']}")
@@ -196,7 +194,7 @@ def attach_and_wait(ctx: Context, container_id: str, auto_remove: bool) -> int:
 
 
 def cmd_create(ctx: Context, opts: Options) -> int:
-    container_id = _create(ctx, opts, attach=True, daemon_removes=True)
+    container_id = _create(ctx, opts, attach=True)
     if container_id is None:
         return 125
     ctx.line(container_id)
@@ -204,30 +202,18 @@ def cmd_create(ctx: Context, opts: Options) -> int:
 
 
 def cmd_run(ctx: Context, opts: Options) -> int:
-    """create, start, then (unless -d) follow the output and exit with the container's code.
+    """create, then start detached (print the id) or attached (exit with the container's code).
 
-    An attached ``--rm`` run removes the container itself after reading its exit
-    code (DELETE /containers/{id}), so that the code cannot be lost to a removal
-    racing the wait; if we are interrupted (Ctrl-C, closed pipe) it is removed by
-    force.  A detached one leaves removal to the daemon (AutoRemove).
+    With ``--rm`` the daemon removes the container when it exits (AutoRemove); the
+    attached CLI waits for that removal, as Docker's does.
     """
     detach = opts.flag("detach")
-    remove_here = opts.flag("rm") and not detach
-    container_id = _create(ctx, opts, attach=not detach, daemon_removes=not remove_here)
+    container_id = _create(ctx, opts, attach=not detach)
     if container_id is None:
         return 125
-    try:
-        code = _start_and_follow(ctx, container_id, detach)
-    except BaseException:
-        if remove_here:
-            _remove_quietly(ctx, container_id, force=True)
-        raise
-    if remove_here:
-        _remove_quietly(ctx, container_id)
-    return code
-
-
-def _start_and_follow(ctx: Context, container_id: str, detach: bool) -> int:
+    if not detach:
+        condition = "removed" if opts.flag("rm") else "next-exit"
+        return attach_and_wait(ctx, container_id, condition, start=True)
     try:
         ctx.client.request("POST", f"/containers/{container_id}/start")
     except DaemonUnreachable:
@@ -235,17 +221,8 @@ def _start_and_follow(ctx: Context, container_id: str, detach: bool) -> int:
     except PycontainError as exc:
         ctx.daemon_error(exc, "pycontain: ")
         return start_failure_code(exc.message)
-    if detach:
-        ctx.line(container_id)
-        return 0
-    return attach_and_wait(ctx, container_id, auto_remove=False)
-
-
-def _remove_quietly(ctx: Context, container_id: str, force: bool = False) -> None:
-    """DELETE /containers/{id}, ignoring failures (the exit code is what matters here)."""
-    query = {"force": True} if force else None
-    with contextlib.suppress(PycontainError):
-        ctx.client.request("DELETE", f"/containers/{container_id}", query=query)
+    ctx.line(container_id)
+    return 0
 
 
 def cmd_start(ctx: Context, opts: Options) -> int:
@@ -255,9 +232,9 @@ def cmd_start(ctx: Context, opts: Options) -> int:
         ctx.error("you cannot start and attach multiple containers at once")
         return 1
     info = ctx.client.request("GET", f"/containers/{quote_path(opts.args[0])}/json").json()
-    _start(ctx, info["Id"])
     auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
-    return attach_and_wait(ctx, info["Id"], auto_remove)
+    return attach_and_wait(ctx, info["Id"], "removed" if auto_remove else "next-exit",
+                           start=True)
 
 
 def _start(ctx: Context, name: str) -> str:

@@ -14,6 +14,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from pycontain.timefmt import rfc3339_nano
 
@@ -67,14 +68,13 @@ def parse_log_line(line: bytes) -> LogEntry | None:
         return None  # a torn last line of a crashed writer
 
 
-def read_log_entries(path: str, offset: int = 0) -> tuple[list[LogEntry], int]:
-    """Complete entries from ``offset``; returns them and the offset after the last one."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
+def read_log_entries(log: BinaryIO, offset: int = 0) -> tuple[list[LogEntry], int]:
+    """Complete entries from ``offset`` of an open log; returns them and the offset after them.
+
+    Reading from an open file keeps working after the container (and its log) is removed.
+    """
+    log.seek(offset)
+    data = log.read()
     end = data.rfind(b"\n") + 1
     entries = [e for e in map(parse_log_line, data[:end].splitlines()) if e is not None]
     return entries, offset + end

@@ -14,12 +14,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pycontain.errors import InvalidStateTransition
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
@@ -29,7 +29,7 @@ class Status(str, Enum):
     DEAD = "dead"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     START = "start"
     EXIT = "exit"
     PAUSE = "pause"

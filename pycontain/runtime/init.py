@@ -228,7 +228,7 @@ def env_dict(env: list[str]) -> dict[str, str]:
 
 
 def enter_workdir(cwd: str, uid: int, gid: int) -> None:
-    """chdir into the working directory, created (owned by the user) when missing, as Docker does."""
+    """chdir into the working directory; create it (owned by the user) if missing, like Docker."""
     path = cwd or "/"
     if not os.path.isdir(path):
         os.makedirs(path, 0o755, exist_ok=True)

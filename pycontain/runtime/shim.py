@@ -24,6 +24,7 @@ Control protocol (one JSON object per line, shim -> daemon):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -67,10 +68,8 @@ def run_shim(spec: ContainerSpec, control: socket.socket) -> NoReturn:
 
 
 def _send(control: socket.socket, message: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the daemon is gone: the exit file is what counts
         control.sendall(json.dumps(message).encode() + b"\n")
-    except OSError:
-        pass  # the daemon is gone; the exit file is what counts
 
 
 def _shim(spec: ContainerSpec, control: socket.socket) -> None:

@@ -14,6 +14,7 @@ exits when the daemon's end of the pair closes; the shims live on.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -52,10 +53,8 @@ class ForkServer:
 
     def stop(self) -> None:
         self.sock.close()
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def _serve(sock: socket.socket) -> NoReturn:

@@ -48,8 +48,9 @@ class ContainerSpec:
     @classmethod
     def from_json(cls, data: bytes) -> ContainerSpec:
         raw: dict[str, Any] = json.loads(data)
-        process = ProcessSpec(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in raw.pop("process").items()})
+        proc = raw.pop("process")
+        process = ProcessSpec(args=tuple(proc["args"]), env=tuple(proc["env"]),
+                              cwd=proc["cwd"], user=proc["user"])
         binds = tuple(BindMount(**b) for b in raw.pop("binds"))
         return cls(
             process=process,

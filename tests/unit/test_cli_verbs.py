@@ -191,49 +191,51 @@ def test_run_attached_streams_output_and_exits_with_the_code(
     daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
     daemon.on("POST", "/containers/create", {"Id": CID})
-    daemon.on("POST", f"/containers/{CID}/start")
-    daemon.on("GET", f"/containers/{CID}/logs",
+    daemon.on("POST", f"/containers/{CID}/attach",
               frame(1, b"hello\n") + frame(2, b"oops\n") + frame(1, b"") + frame(1, b"bye\n"))
     daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 3, "Error": None})
+    daemon.on("POST", f"/containers/{CID}/start")
     code, out, err = run_cli(capsys, "run", "busybox", "sh", "-c", "x")
     assert (code, out, err) == (3, "hello\nbye\n", "oops\n")
     assert daemon.bodies[0]["AttachStdout"] is True
+    attach_query = {"stream": True, "stdout": True, "stderr": True}
+    # Docker's order: attach and wait are registered before the start.
     assert daemon.calls == [
         ("POST", "/containers/create", {}),
+        ("BEGIN POST", f"/containers/{CID}/attach", attach_query),
+        ("BEGIN POST", f"/containers/{CID}/wait", {"condition": "next-exit"}),
+        ("POST", f"/containers/{CID}/attach", attach_query),
+        ("POST", f"/containers/{CID}/wait", {"condition": "next-exit"}),
         ("POST", f"/containers/{CID}/start", {}),
-        ("BEGIN POST", f"/containers/{CID}/wait", {"condition": "not-running"}),
-        ("GET", f"/containers/{CID}/logs", {"follow": True, "stdout": True, "stderr": True}),
-        ("POST", f"/containers/{CID}/wait", {"condition": "not-running"}),
     ]
 
 
-def test_attached_run_rm_removes_the_container_after_reading_its_code(
+def test_attached_run_rm_waits_for_the_daemon_to_remove_the_container(
     daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
     daemon.on("POST", "/containers/create", {"Id": CID})
-    daemon.on("POST", f"/containers/{CID}/start")
-    daemon.on("GET", f"/containers/{CID}/logs", frame(1, b"x\n"))
+    daemon.on("POST", f"/containers/{CID}/attach", frame(1, b"x\n"))
     daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 5})
-    daemon.on("DELETE", f"/containers/{CID}")
+    daemon.on("POST", f"/containers/{CID}/start")
     assert run_cli(capsys, "run", "--rm", "busybox", "sh", "-c", "exit 5") == (5, "x\n", "")
-    assert daemon.bodies[0]["HostConfig"]["AutoRemove"] is False
-    assert daemon.calls[-2:] == [
-        ("POST", f"/containers/{CID}/wait", {"condition": "not-running"}),
-        ("DELETE", f"/containers/{CID}", {}),
-    ]
+    assert daemon.bodies[0]["HostConfig"]["AutoRemove"] is True
+    assert ("BEGIN POST", f"/containers/{CID}/wait", {"condition": "removed"}) in daemon.calls
+    assert not any(call[0] == "DELETE" for call in daemon.calls)
 
 
-def test_run_rm_removes_a_container_that_failed_to_start(
+def test_run_start_failure_exits_with_dockers_code(
     daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def fail(_: dict[str, Any]) -> Any:
         raise PycontainError('exec: "nope": executable file not found in $PATH')
 
     daemon.on("POST", "/containers/create", {"Id": CID})
+    daemon.on("POST", f"/containers/{CID}/attach", b"")
+    daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 127})
     daemon.on("POST", f"/containers/{CID}/start", fail)
-    daemon.on("DELETE", f"/containers/{CID}")
-    assert run_cli(capsys, "run", "--rm", "busybox", "nope")[0] == 127
-    assert daemon.calls[-1] == ("DELETE", f"/containers/{CID}", {})
+    code, _, err = run_cli(capsys, "run", "--rm", "busybox", "nope")
+    assert code == 127
+    assert err.count("\n") == 1 and "executable file not found" in err
 
 
 def test_detached_run_rm_leaves_removal_to_the_daemon(
@@ -250,6 +252,7 @@ def test_start_attach_of_an_auto_remove_container_waits_for_removal(
     daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
     daemon.on("GET", "/containers/web/json", {"Id": CID, "HostConfig": {"AutoRemove": True}})
+    daemon.on("POST", f"/containers/{CID}/attach", b"")
     daemon.on("POST", f"/containers/{CID}/start")
     daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 0})
     assert run_cli(capsys, "start", "-a", "web") == (0, "", "")
@@ -294,6 +297,8 @@ def test_run_start_failure_exit_codes(
         raise PycontainError(message)
 
     daemon.on("POST", "/containers/create", {"Id": CID})
+    daemon.on("POST", f"/containers/{CID}/attach", b"")
+    daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": code})
     daemon.on("POST", f"/containers/{CID}/start", fail)
     status, out, err = run_cli(capsys, "run", "busybox", "nope")
     assert (status, out) == (code, "")
@@ -324,7 +329,7 @@ def test_start_prints_names_and_reports_each_failure(
 def test_start_attach(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
     daemon.on("GET", "/containers/web/json", {"Id": CID, "HostConfig": {"AutoRemove": False}})
     daemon.on("POST", f"/containers/{CID}/start")
-    daemon.on("GET", f"/containers/{CID}/logs", frame(1, b"hi\n"))
+    daemon.on("POST", f"/containers/{CID}/attach", frame(1, b"hi\n"))
     daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 7})
     assert run_cli(capsys, "start", "-a", "web") == (7, "hi\n", "")
     code, _, err = run_cli(capsys, "start", "-a", "a", "b")
@@ -617,18 +622,16 @@ def test_ctrl_c_exits_130_quietly(monkeypatch: pytest.MonkeyPatch,
     assert run_cli(capsys, "ps") == (130, "", "")
 
 
-def test_interrupted_run_rm_removes_the_container_by_force(
+def test_interrupted_attached_run_exits_130_quietly(
     daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def interrupted(_: dict[str, Any]) -> Any:
         raise KeyboardInterrupt
 
     daemon.on("POST", "/containers/create", {"Id": CID})
-    daemon.on("POST", f"/containers/{CID}/start")
-    daemon.on("GET", f"/containers/{CID}/logs", interrupted)
-    daemon.on("DELETE", f"/containers/{CID}")
+    daemon.on("POST", f"/containers/{CID}/attach", interrupted)
+    daemon.on("POST", f"/containers/{CID}/wait", {"StatusCode": 0})
     assert run_cli(capsys, "run", "--rm", "busybox", "sleep", "9") == (130, "", "")
-    assert daemon.calls[-1] == ("DELETE", f"/containers/{CID}", {"force": True})
 
 
 def test_a_multi_line_daemon_error_prints_as_one_line(

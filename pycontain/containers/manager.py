@@ -1,0 +1,624 @@
+"""The container service: create, start, stop, kill, pause, wait, remove, logs, top.
+
+This is the core the API routes call; it is usable without the HTTP daemon (give it
+an event loop, an ImageStore, a CgroupManager and a ForkServer).  It owns every
+kernel object of a container and removes them through one place,
+``_release_resources``, which ``rm``, a container's exit and daemon startup share.
+
+On disk:
+    <data-root>/containers/<id>/config.json   the record (atomic writes)
+    <data-root>/containers/<id>/<id>-json.log the log (written by the shim)
+    <data-root>/containers/<id>/{upper,work,merged}  the overlay's private parts
+    <exec-root>/containers/<id>/exit.json     the exit status (written by the shim)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import Any
+
+from pycontain.cgroups.base import CgroupManager, Resources
+from pycontain.containers import logs
+from pycontain.containers.names import generate_name, validate_name
+from pycontain.containers.record import (
+    ContainerConfig,
+    ContainerRecord,
+    ContainerState,
+    HostConfig,
+    parse_bind,
+)
+from pycontain.containers.state import Action, Status, transition
+from pycontain.errors import (
+    ContainerStartError,
+    InvalidArgument,
+    NameInUse,
+    NoSuchContainer,
+    NotModified,
+    PycontainError,
+)
+from pycontain.images import Image, ImageStore
+from pycontain.runtime.shim import read_exit_record
+from pycontain.runtime.spawner import ForkServer
+from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec
+
+log = logging.getLogger("pycontain.containers")
+
+NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
+START_TIMEOUT = 60.0
+LOG_POLL_INTERVAL = 0.05
+UNKNOWN_EXIT_CODE = 255
+
+
+def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
+    if value is None or value == "":
+        return int(default)
+    text = str(value).upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = text if text.startswith("SIG") else "SIG" + text
+        if hasattr(signal.Signals, name):
+            return int(signal.Signals[name])
+    raise InvalidArgument(f"Invalid signal: {value}")
+
+
+class ContainerManager:
+    def __init__(self, data_root: Path, exec_root: Path, images: ImageStore,
+                 cgroups: CgroupManager, spawner: ForkServer) -> None:
+        self.dir = data_root / "containers"
+        self.state_root = exec_root / "containers"
+        self.images = images
+        self.cgroups = cgroups
+        self.spawner = spawner
+        self.records: dict[str, ContainerRecord] = {}
+        self._stopped: dict[str, asyncio.Event] = {}
+        self._removed: dict[str, asyncio.Event] = {}
+        self._start_waiters: dict[str, list[asyncio.Event]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_root.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ lookup
+
+    def resolve(self, ref: str) -> ContainerRecord:
+        """By full id, by name (with or without "/"), or by unique id prefix."""
+        ref = ref.lstrip("/") if ref.startswith("/") else ref
+        if ref in self.records:
+            return self.records[ref]
+        for record in self.records.values():
+            if record.name == ref:
+                return record
+        if ref and all(c in "0123456789abcdef" for c in ref):
+            matches = [r for r in self.records.values() if r.id.startswith(ref)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NoSuchContainer(ref)
+
+    def _container_dir(self, container_id: str) -> Path:
+        return self.dir / container_id
+
+    def _state_dir(self, container_id: str) -> Path:
+        return self.state_root / container_id
+
+    def log_path(self, record: ContainerRecord) -> Path:
+        return self._container_dir(record.id) / f"{record.id}-json.log"
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def _stopped_event(self, container_id: str) -> asyncio.Event:
+        event = self._stopped.get(container_id)
+        if event is None:
+            event = self._stopped[container_id] = asyncio.Event()
+            record = self.records.get(container_id)
+            if record is None or record.state.status not in (Status.RUNNING, Status.PAUSED):
+                event.set()
+        return event
+
+    def _save(self, record: ContainerRecord) -> None:
+        record.save(self._container_dir(record.id))
+
+    # ------------------------------------------------------------------ create
+
+    def create(self, config: ContainerConfig, host_config: HostConfig,
+               name: str | None) -> ContainerRecord:
+        """Make the record and the container's private directories; nothing runs yet."""
+        if name:
+            validate_name(name)
+            name = name.lstrip("/")
+            if any(r.name == name for r in self.records.values()):
+                existing = next(r for r in self.records.values() if r.name == name)
+                raise NameInUse(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{existing.id}". You have to remove (or rename) that container to be '
+                    "able to reuse that name.")
+        else:
+            taken = {r.name for r in self.records.values()}
+            name = generate_name(lambda n: n in taken)
+        image = self.images.get(config.image)
+        path, args = _command_line(config, image)
+        container_id = secrets.token_hex(32)
+        merged = ContainerConfig(
+            image=config.image,
+            cmd=config.cmd,
+            entrypoint=config.entrypoint,
+            env=_merge_env(image.config.env, config.env),
+            working_dir=config.working_dir or image.config.working_dir or "/",
+            hostname=config.hostname or container_id[:12],
+            user=config.user or image.config.user,
+            labels={**image.config.labels, **config.labels},
+        )
+        Resources(
+            memory=host_config.memory or None,
+            memory_swap=host_config.memory_swap or None,
+            nano_cpus=host_config.nano_cpus or None,
+            cpu_shares=host_config.cpu_shares or None,
+            pids_limit=host_config.pids_limit or None,
+        ).validate()
+        record = ContainerRecord(
+            id=container_id, name=name, created=time.time_ns(), image_id=image.id,
+            config=merged, host_config=host_config, path=path, args=tuple(args))
+        directory = self._container_dir(container_id)
+        try:
+            for sub in ("upper", "work", "merged"):
+                (directory / sub).mkdir(parents=True, mode=0o700)
+            self.log_path(record).touch(mode=0o640)
+            self._save(record)
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise PycontainError(f"create container directory {directory}: {exc}") from exc
+        self.records[container_id] = record
+        return record
+
+    # ------------------------------------------------------------------ start
+
+    def _resources(self, record: ContainerRecord) -> Resources:
+        hc = record.host_config
+        return Resources(memory=hc.memory or None, memory_swap=hc.memory_swap or None,
+                         nano_cpus=hc.nano_cpus or None, cpu_shares=hc.cpu_shares or None,
+                         pids_limit=hc.pids_limit or None)
+
+    def _spec(self, record: ContainerRecord, image: Image) -> ContainerSpec:
+        directory = self._container_dir(record.id)
+        binds = tuple(BindMount(*parse_bind(b)) for b in record.host_config.binds)
+        return ContainerSpec(
+            id=record.id,
+            hostname=record.config.hostname,
+            lowerdirs=tuple(str(p) for p in self.images.layer_dirs(image)),
+            upperdir=str(directory / "upper"),
+            workdir=str(directory / "work"),
+            rootfs=str(directory / "merged"),
+            process=ProcessSpec(args=tuple(record.command_line), env=record.config.env,
+                                cwd=record.config.working_dir, user=record.config.user),
+            log_path=str(self.log_path(record)),
+            state_dir=str(self._state_dir(record.id)),
+            cgroup_join_files=tuple(self.cgroups.join_files(record.id)),
+            binds=binds,
+        )
+
+    async def start(self, ref: str) -> None:
+        record = self.resolve(ref)
+        async with self._lock(record.id):
+            if record.state.status in (Status.RUNNING, Status.PAUSED):
+                raise NotModified("container already started")
+            transition(record.name, record.state.status, Action.START)
+            await self._start_locked(record)
+
+    async def _start_locked(self, record: ContainerRecord) -> None:
+        image = self.images.get(record.image_id)
+        state_dir = self._state_dir(record.id)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.cgroups.create(record.id, self._resources(record))
+        try:
+            control = self.spawner.spawn(self._spec(record, image))
+            reader, writer = await asyncio.open_unix_connection(sock=control)
+            line = await asyncio.wait_for(reader.readline(), START_TIMEOUT)
+            message = _parse_event(line)
+        except BaseException:
+            self._release_resources(record.id)
+            raise
+        if message.get("event") != "started":
+            writer.close()
+            self._release_resources(record.id)
+            error = str(message.get("message") or "the shim exited before the container started")
+            code = int(message.get("exit_code") or 125)
+            record.state.exit_code = code
+            record.state.error = error
+            self._save(record)
+            self._wake_start_waiters(record.id)
+            if record.host_config.auto_remove:
+                self._track(asyncio.get_running_loop().create_task(self._auto_remove(record)))
+            raise ContainerStartError(f"failed to create task for container: {error}", code)
+        state = record.state
+        state.status = Status.RUNNING
+        state.pid = int(message["pid"])
+        state.shim_pid = int(message["shim_pid"])
+        state.started_at = int(message["started_at"])
+        state.finished_at = 0
+        state.exit_code = 0
+        state.error = ""
+        state.oom_killed = False
+        record.namespaces = _read_namespaces(state.pid)
+        self._save(record)
+        self._stopped[record.id] = asyncio.Event()
+        self._wake_start_waiters(record.id)
+        self._track(asyncio.get_running_loop().create_task(self._watch(record, reader, writer)))
+
+    async def _watch(self, record: ContainerRecord, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        """Follow the shim until it reports the exit (or vanishes)."""
+        exit_record: dict[str, Any] | None = None
+        try:
+            while line := await reader.readline():
+                event = _parse_event(line)
+                if event.get("event") == "exited":
+                    exit_record = event
+        finally:
+            writer.close()
+        await self._on_exit(record, exit_record)
+
+    async def _watch_adopted(self, record: ContainerRecord, pidfd: int) -> None:
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def on_exit() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
+        try:
+            await gone
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        await self._on_exit(record, None)
+
+    async def _on_exit(self, record: ContainerRecord, exit_record: dict[str, Any] | None) -> None:
+        if exit_record is None:
+            exit_record = read_exit_record(str(self._state_dir(record.id)))
+        state = record.state
+        try:
+            state.oom_killed = self.cgroups.oom_kill_count(record.id) > 0
+        except PycontainError:
+            state.oom_killed = False
+        state.status = transition(record.name, state.status, Action.EXIT)
+        state.pid = 0
+        state.shim_pid = 0
+        if exit_record is None:
+            state.exit_code = UNKNOWN_EXIT_CODE
+            state.finished_at = time.time_ns()
+        else:
+            state.exit_code = int(exit_record.get("exit_code", UNKNOWN_EXIT_CODE))
+            state.finished_at = int(exit_record.get("finished_at") or time.time_ns())
+        if state.oom_killed and state.exit_code == 0:
+            state.exit_code = 137
+        self._release_resources(record.id)
+        if record.id in self.records:
+            self._save(record)
+        self._stopped_event(record.id).set()
+        if record.host_config.auto_remove:
+            await self._auto_remove(record)
+
+    async def _auto_remove(self, record: ContainerRecord) -> None:
+        if record.id not in self.records:
+            return
+        try:
+            await self.remove(record.id, force=False)
+        except PycontainError as exc:
+            log.warning("auto-remove of %s failed: %s", record.id[:12], exc)
+
+    def _wake_start_waiters(self, container_id: str) -> None:
+        for event in self._start_waiters.pop(container_id, []):
+            event.set()
+
+    def _release_resources(self, container_id: str) -> None:
+        """Remove the kernel objects and runtime state of a container that no longer runs."""
+        try:
+            self.cgroups.destroy(container_id)
+        except PycontainError as exc:
+            log.warning("remove cgroup of %s: %s", container_id[:12], exc)
+        shutil.rmtree(self._state_dir(container_id), ignore_errors=True)
+
+    # ------------------------------------------------------------------ signals
+
+    def _deliver(self, record: ContainerRecord, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.state.pid, sig)
+
+    async def kill(self, ref: str, signal_value: str | int | None = None) -> None:
+        record = self.resolve(ref)
+        sig = parse_signal(signal_value)
+        transition(record.name, record.state.status, Action.KILL)
+        self._deliver(record, sig)
+        if record.state.status is Status.PAUSED and sig == signal.SIGKILL:
+            with contextlib.suppress(PycontainError):
+                self.cgroups.thaw(record.id)
+
+    async def stop(self, ref: str, timeout: float | None = None) -> None:
+        record = self.resolve(ref)
+        if record.state.status not in (Status.RUNNING, Status.PAUSED):
+            raise NotModified("container already stopped")
+        await self._stop_record(record, 10 if timeout is None else timeout)
+
+    async def _stop_record(self, record: ContainerRecord, timeout: float) -> None:
+        stopped = self._stopped_event(record.id)
+        if record.state.status is Status.PAUSED:
+            with contextlib.suppress(PycontainError):
+                self.cgroups.thaw(record.id)
+            record.state.status = Status.RUNNING
+        if timeout < 0:  # Docker: -1 waits forever
+            self._deliver(record, signal.SIGTERM)
+            await stopped.wait()
+            return
+        self._deliver(record, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout)
+        except TimeoutError:
+            self._deliver(record, signal.SIGKILL)
+            await stopped.wait()
+
+    async def restart(self, ref: str, timeout: float | None = None) -> None:
+        record = self.resolve(ref)
+        if record.state.status in (Status.RUNNING, Status.PAUSED):
+            await self._stop_record(record, 10 if timeout is None else timeout)
+        await self.start(record.id)
+
+    def pause(self, ref: str) -> None:
+        record = self.resolve(ref)
+        record.state.status = transition(record.name, record.state.status, Action.PAUSE)
+        try:
+            self.cgroups.freeze(record.id)
+        except BaseException:
+            record.state.status = Status.RUNNING
+            raise
+        self._save(record)
+
+    def unpause(self, ref: str) -> None:
+        record = self.resolve(ref)
+        new_status = transition(record.name, record.state.status, Action.UNPAUSE)
+        self.cgroups.thaw(record.id)
+        record.state.status = new_status
+        self._save(record)
+
+    def wait(self, ref: str, condition: str = "not-running") -> Awaitable[int]:
+        """Register a waiter now (so that a start that follows cannot be missed); await it later.
+
+        ``not-running``: until the container is not running; ``next-exit``: until it next
+        exits; ``removed``: until it is removed.  The result is the exit code.
+        """
+        record = self.resolve(ref)
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        if condition == "next-exit" and record.state.status not in (Status.RUNNING,
+                                                                    Status.PAUSED):
+            self._stopped[record.id] = asyncio.Event()
+        stopped = self._stopped_event(record.id)
+        removed = (self._removed.setdefault(record.id, asyncio.Event())
+                   if condition == "removed" else None)
+
+        async def until_done() -> int:
+            await (removed or stopped).wait()
+            return record.state.exit_code
+
+        return until_done()
+
+    # ------------------------------------------------------------------ remove
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        record = self.resolve(ref)
+        if force and record.state.status in (Status.RUNNING, Status.PAUSED):
+            await self.kill(record.id, signal.SIGKILL)
+            await self._stopped_event(record.id).wait()
+        async with self._lock(record.id):
+            if record.id not in self.records:
+                return
+            record.state.status = transition(record.name, record.state.status, Action.REMOVE)
+            self._release_resources(record.id)
+            shutil.rmtree(self._container_dir(record.id), ignore_errors=True)
+            del self.records[record.id]
+            self._locks.pop(record.id, None)
+            self._stopped.pop(record.id, None)
+            removed = self._removed.pop(record.id, None)
+            if removed is not None:
+                removed.set()
+            self._wake_start_waiters(record.id)
+
+    # ------------------------------------------------------------------ logs, top
+
+    async def log_stream(self, ref: str, follow: bool, stdout: bool, stderr: bool,
+                         tail: str | None, timestamps: bool) -> AsyncIterator[bytes]:
+        record = self.resolve(ref)
+        stopped = self._stopped_event(record.id)
+        try:
+            log_file = open(self.log_path(record), "rb")  # noqa: SIM115 (held across awaits)
+        except FileNotFoundError:
+            return
+        with log_file:
+            entries, offset = logs.read_log_entries(log_file)
+            for chunk in logs.iter_frames(logs.tail_entries(entries, tail), stdout, stderr,
+                                          timestamps):
+                yield chunk
+            while follow:
+                finished = stopped.is_set()
+                entries, offset = logs.read_log_entries(log_file, offset)
+                for chunk in logs.iter_frames(entries, stdout, stderr, timestamps):
+                    yield chunk
+                if finished:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
+
+    def attach(self, ref: str, stdout: bool, stderr: bool) -> AsyncIterator[bytes]:
+        """Output of the container's next (or current) run, from now until it stops.
+
+        Registered at once, so that a client may attach and then start the container,
+        as Docker's CLI does for ``run`` and ``start -a``.
+        """
+        record = self.resolve(ref)
+        log_file = open(self.log_path(record), "rb")  # noqa: SIM115 (closed by the stream)
+        offset = os.fstat(log_file.fileno()).st_size
+        started: asyncio.Event | None = None
+        if record.state.status not in (Status.RUNNING, Status.PAUSED):
+            started = asyncio.Event()
+            self._start_waiters.setdefault(record.id, []).append(started)
+
+        async def stream() -> AsyncIterator[bytes]:
+            with log_file:
+                if started is not None:
+                    await started.wait()
+                stopped = self._stopped_event(record.id)
+                position = offset
+                while True:
+                    finished = stopped.is_set()
+                    entries, position = logs.read_log_entries(log_file, position)
+                    for chunk in logs.iter_frames(entries, stdout, stderr, False):
+                        yield chunk
+                    if finished:
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
+
+        return stream()
+
+    def top(self, ref: str) -> dict[str, Any]:
+        import psutil
+
+        record = self.resolve(ref)
+        if record.state.status not in (Status.RUNNING, Status.PAUSED):
+            raise InvalidArgument(f"Container {record.id} is not running")
+        titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+        rows = []
+        for pid in self.cgroups.pids(record.id):
+            try:
+                proc = psutil.Process(pid)
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    cpu_seconds = int(times.user + times.system)
+                    rows.append([
+                        proc.username(), str(pid), str(proc.ppid()), "0",
+                        time.strftime("%H:%M", time.localtime(proc.create_time())),
+                        proc.terminal() or "?",
+                        time.strftime("%H:%M:%S", time.gmtime(cpu_seconds)),
+                        " ".join(proc.cmdline()) or f"[{proc.name()}]",
+                    ])
+            except psutil.Error:
+                continue
+        return {"Titles": titles, "Processes": rows}
+
+    # ------------------------------------------------------------------ startup
+
+    def load_all(self) -> None:
+        """Read every record at daemon start; re-adopt running containers through their shims.
+
+        A record that cannot be read is reported and skipped.  A container whose shim is
+        gone gets the exit status the shim recorded (255 when none), and its leftovers
+        are released through the same path as ``rm``.
+        """
+        for directory in sorted(self.dir.iterdir()):
+            try:
+                record = ContainerRecord.load(directory)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("skipping unreadable container record %s: %s", directory, exc)
+                continue
+            self.records[record.id] = record
+        known = set(self.records)
+        for orphan in set(self.cgroups.list_ids()) - known:
+            log.info("removing orphaned cgroup %s", orphan)
+            self._release_resources(orphan)
+        loop = asyncio.get_running_loop()
+        for record in list(self.records.values()):
+            if record.state.status not in (Status.RUNNING, Status.PAUSED):
+                continue
+            pidfd = _open_shim(record)
+            self._stopped[record.id] = asyncio.Event()
+            if pidfd is None:
+                self._track(loop.create_task(self._on_exit(record, None)))
+            else:
+                self._track(loop.create_task(self._watch_adopted(record, pidfd)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def shutdown(self) -> None:
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+def _parse_event(line: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(line) if line else {}
+    except ValueError:
+        event = {}
+    return event if isinstance(event, dict) else {}
+
+
+def _open_shim(record: ContainerRecord) -> int | None:
+    """A pidfd on the container's shim when it still runs, else None."""
+    pid = record.state.shim_pid
+    if pid <= 0:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/{record.state.pid}/status") as f:
+            ppid = next((line.split()[1] for line in f if line.startswith("PPid:")), "")
+    except OSError:
+        ppid = ""
+    if ppid != str(pid):
+        os.close(pidfd)  # the pid was reused by something that is not our shim
+        return None
+    return pidfd
+
+
+def _read_namespaces(pid: int) -> dict[str, str]:
+    result = {}
+    for ns in NAMESPACES:
+        with contextlib.suppress(OSError):
+            result[ns] = os.readlink(f"/proc/{pid}/ns/{ns}")
+    return result
+
+
+def _merge_env(image_env: tuple[str, ...], user_env: tuple[str, ...]) -> tuple[str, ...]:
+    merged: dict[str, str] = {}
+    for item in (*image_env, *user_env):
+        merged[item.partition("=")[0]] = item
+    return tuple(merged.values())
+
+
+def _command_line(config: ContainerConfig, image: Image) -> tuple[str, list[str]]:
+    """Docker's merge of the user's Entrypoint/Cmd with the image's."""
+    entrypoint = [e for e in config.entrypoint] if config.entrypoint is not None else None
+    cmd = list(config.cmd or ())
+    if entrypoint is not None and entrypoint in ([], [""]):
+        entrypoint = []
+    if not entrypoint:
+        if not cmd:
+            cmd = list(image.config.cmd or ())
+        if entrypoint is None:
+            entrypoint = list(image.config.entrypoint or ())
+    argv = [*entrypoint, *cmd]
+    if not argv:
+        raise InvalidArgument("No command specified")
+    return argv[0], argv[1:]
+
+
+__all__ = ["ContainerManager", "ContainerState", "parse_signal"]

@@ -1,0 +1,337 @@
+"""The API routes: each one translates an HTTP request into one service call.
+
+Paths and shapes follow the Docker Engine API v1.41 (a ``/v1.NN`` prefix is accepted
+and ignored).  No logic lives here beyond argument parsing and rendering.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from pycontain import __version__
+from pycontain.containers.manager import ContainerManager
+from pycontain.containers.record import parse_create_body
+from pycontain.containers.state import Status
+from pycontain.daemon import views
+from pycontain.daemon.http import Request, Response, Router
+from pycontain.errors import ImageInUse, InvalidArgument, NoSuchImage, PycontainError
+from pycontain.images import ImageStore
+
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.24"
+MAX_UPLOAD = 64 * 1024 * 1024 * 1024
+_NAME_RE = r"(?P<name>[^/]+)"
+
+
+class Api:
+    def __init__(self, containers: ContainerManager, images: ImageStore, data_root: Path,
+                 cgroup_parent: str) -> None:
+        self.containers = containers
+        self.images = images
+        self.data_root = data_root
+        self.cgroup_parent = cgroup_parent
+
+    def router(self) -> Router:
+        r = Router()
+        for method in ("GET", "HEAD"):
+            r.add(method, "/_ping", self.ping)
+        r.add("GET", "/version", self.version)
+        r.add("GET", "/info", self.info)
+        r.add("POST", "/containers/create", self.create)
+        r.add("GET", "/containers/json", self.list_containers)
+        c = f"/containers/{_NAME_RE}"
+        r.add("GET", f"{c}/json", self.inspect_container)
+        r.add("POST", f"{c}/start", self.start)
+        r.add("POST", f"{c}/stop", self.stop)
+        r.add("POST", f"{c}/restart", self.restart)
+        r.add("POST", f"{c}/kill", self.kill)
+        r.add("POST", f"{c}/pause", self.pause)
+        r.add("POST", f"{c}/unpause", self.unpause)
+        r.add("POST", f"{c}/wait", self.wait)
+        r.add("GET", f"{c}/logs", self.logs)
+        r.add("POST", f"{c}/attach", self.attach)
+        r.add("GET", f"{c}/top", self.top)
+        r.add("DELETE", c, self.remove)
+        r.add("GET", "/images/json", self.list_images)
+        r.add("POST", "/images/load", self.load)
+        r.add("POST", "/images/create", self.create_image)
+        r.add("GET", "/images/(?P<name>.+)/json", self.inspect_image)
+        r.add("DELETE", "/images/(?P<name>.+)", self.remove_image)
+        return r
+
+    # ---------------------------------------------------------------- system
+
+    async def ping(self, request: Request) -> Response:
+        return Response(body=b"OK", content_type="text/plain; charset=utf-8")
+
+    async def version(self, request: Request) -> Response:
+        uname = platform.uname()
+        return Response.json({
+            "Platform": {"Name": "pycontain"},
+            "Components": [{"Name": "Engine", "Version": __version__, "Details": {}}],
+            "Version": __version__,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": "python" + platform.python_version(),
+            "Os": "linux",
+            "Arch": "amd64" if uname.machine == "x86_64" else uname.machine,
+            "KernelVersion": uname.release,
+        })
+
+    async def info(self, request: Request) -> Response:
+        records = list(self.containers.records.values())
+        count = {s: sum(1 for r in records if r.state.status is s) for s in Status}
+        uname = platform.uname()
+        cgroups = self.containers.cgroups
+        return Response.json({
+            "ID": "",
+            "Containers": len(records),
+            "ContainersRunning": count[Status.RUNNING],
+            "ContainersPaused": count[Status.PAUSED],
+            "ContainersStopped": len(records) - count[Status.RUNNING] - count[Status.PAUSED],
+            "Images": len(self.images.list()),
+            "Driver": "overlay",
+            "DockerRootDir": str(self.data_root),
+            "CgroupDriver": cgroups.driver,
+            "CgroupVersion": str(cgroups.version),
+            "CgroupParent": self.cgroup_parent,
+            "KernelVersion": uname.release,
+            "OperatingSystem": _os_name(),
+            "OSType": "linux",
+            "Architecture": uname.machine,
+            "NCPU": os.cpu_count() or 1,
+            "MemTotal": _mem_total(),
+            "Name": uname.node,
+            "ServerVersion": __version__,
+            "LoggingDriver": "json-file",
+            "DefaultRuntime": "pycontain",
+            "Runtimes": {"pycontain": {"path": "pycontain"}},
+            "SecurityOptions": [],
+        })
+
+    # ---------------------------------------------------------------- containers
+
+    async def create(self, request: Request) -> Response:
+        config, host_config = parse_create_body(await request.json())
+        record = self.containers.create(config, host_config, request.arg("name"))
+        return Response.json({"Id": record.id, "Warnings": []}, 201)
+
+    async def list_containers(self, request: Request) -> Response:
+        filters = views.parse_filters(request.arg("filters"))
+        limit = request.int_arg("limit", -1) or -1
+        show_all = request.flag("all") or limit > 0 or "status" in filters
+        records = sorted(self.containers.records.values(), key=lambda r: r.created,
+                         reverse=True)
+        if not show_all:
+            records = [r for r in records if r.state.status in (Status.RUNNING, Status.PAUSED)]
+        records = [r for r in records if self._matches(r, filters)]
+        if limit > 0:
+            records = records[:limit]
+        return Response.json([views.container_summary(r, r.config.image) for r in records])
+
+    def _matches(self, record: Any, filters: dict[str, list[str]]) -> bool:
+        for key, values in filters.items():
+            if key == "status":
+                ok = record.state.status.value in values
+            elif key == "name":
+                ok = any(re.search(v.lstrip("/"), record.name) for v in values)
+            elif key == "id":
+                ok = any(record.id.startswith(v) for v in values)
+            elif key == "ancestor":
+                ok = any(self._is_ancestor(record, v) for v in values)
+            elif key == "label":
+                ok = all(_label_matches(record.config.labels, v) for v in values)
+            else:
+                raise InvalidArgument(f"invalid filter '{key}'")
+            if not ok:
+                return False
+        return True
+
+    def _is_ancestor(self, record: Any, value: str) -> bool:
+        try:
+            return bool(self.images.get(value).id == record.image_id)
+        except NoSuchImage:
+            return False
+
+    async def inspect_container(self, request: Request) -> Response:
+        record = self.containers.resolve(request.params["name"])
+        try:
+            image = self.images.get(record.image_id)
+            lowerdirs = [str(p) for p in self.images.layer_dirs(image)]
+        except PycontainError:
+            lowerdirs = []
+        directory = str(self.containers.dir / record.id)
+        return Response.json(views.container_inspect(
+            record, str(self.containers.log_path(record)), lowerdirs, directory,
+            self.cgroup_parent))
+
+    async def start(self, request: Request) -> Response:
+        await self.containers.start(request.params["name"])
+        return Response.empty()
+
+    async def stop(self, request: Request) -> Response:
+        await self.containers.stop(request.params["name"], request.int_arg("t"))
+        return Response.empty()
+
+    async def restart(self, request: Request) -> Response:
+        await self.containers.restart(request.params["name"], request.int_arg("t"))
+        return Response.empty()
+
+    async def kill(self, request: Request) -> Response:
+        await self.containers.kill(request.params["name"], request.arg("signal"))
+        return Response.empty()
+
+    async def pause(self, request: Request) -> Response:
+        self.containers.pause(request.params["name"])
+        return Response.empty()
+
+    async def unpause(self, request: Request) -> Response:
+        self.containers.unpause(request.params["name"])
+        return Response.empty()
+
+    async def wait(self, request: Request) -> Response:
+        # Like Docker: the waiter is registered and the headers go out at once, so that a
+        # client may start the container next; the body follows when the condition holds.
+        waiting = self.containers.wait(request.params["name"],
+                                       request.arg("condition") or "not-running")
+
+        async def body() -> AsyncIterator[bytes]:
+            code = await waiting
+            yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
+
+        return Response(stream=body())
+
+    async def logs(self, request: Request) -> Response:
+        name = request.params["name"]
+        self.containers.resolve(name)
+        stdout, stderr = request.flag("stdout"), request.flag("stderr")
+        if not stdout and not stderr:
+            raise InvalidArgument("you must choose at least one stream")
+        stream = self.containers.log_stream(name, request.flag("follow"), stdout, stderr,
+                                            request.arg("tail"), request.flag("timestamps"))
+        return Response(content_type="application/vnd.docker.raw-stream", stream=stream)
+
+    async def attach(self, request: Request) -> Response:
+        """Docker's attach, without the connection hijack: the output as a multiplexed stream."""
+        if request.flag("stdin"):
+            raise InvalidArgument("attaching stdin is not supported yet")
+        if not request.flag("stream"):
+            raise InvalidArgument("attach needs stream=1")
+        stream = self.containers.attach(request.params["name"], request.flag("stdout"),
+                                        request.flag("stderr"))
+        return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
+
+    async def top(self, request: Request) -> Response:
+        return Response.json(self.containers.top(request.params["name"]))
+
+    async def remove(self, request: Request) -> Response:
+        await self.containers.remove(request.params["name"], force=request.flag("force"))
+        return Response.empty()
+
+    # ---------------------------------------------------------------- images
+
+    async def list_images(self, request: Request) -> Response:
+        return Response.json([views.image_summary(i) for i in self.images.list()])
+
+    async def inspect_image(self, request: Request) -> Response:
+        return Response.json(views.image_inspect(self.images.get(request.params["name"])))
+
+    async def remove_image(self, request: Request) -> Response:
+        image = self.images.get(request.params["name"])
+        users = [r for r in self.containers.records.values() if r.image_id == image.id]
+        if users and not request.flag("force"):
+            ref = request.params["name"]
+            by_id = ref.replace("sha256:", "") and image.id.replace("sha256:", "").startswith(
+                ref.replace("sha256:", ""))
+            if by_id or len(image.repo_tags) <= 1:
+                raise ImageInUse(
+                    f"conflict: unable to remove repository reference \"{ref}\" (must force) "
+                    f"- container {users[0].short_id} is using its referenced image "
+                    f"{image.id.replace('sha256:', '')[:12]}")
+        return Response.json(self.images.untag_or_remove(request.params["name"],
+                                                         request.flag("force")))
+
+    async def _save_upload(self, request: Request) -> Path:
+        tmp_dir = self.data_root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=tmp_dir)
+        path = Path(name)
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in request.iter_body():
+                    size += len(chunk)
+                    if size > MAX_UPLOAD:
+                        raise InvalidArgument("upload too large")
+                    f.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    async def load(self, request: Request) -> Response:
+        path = await self._save_upload(request)
+        try:
+            lines = self.images.load_archive(path)
+        finally:
+            path.unlink(missing_ok=True)
+        return _json_stream([{"stream": line + "\n"} for line in lines])
+
+    async def create_image(self, request: Request) -> Response:
+        source = request.arg("fromSrc")
+        if request.arg("fromImage"):
+            raise InvalidArgument(
+                "pulling images from a registry is not supported by this daemon yet; "
+                "use `pycontain load` or `pycontain import`")
+        if source != "-":
+            raise InvalidArgument("fromSrc must be \"-\" (the tarball in the request body)")
+        repo, tag = request.arg("repo"), request.arg("tag")
+        reference = None
+        if repo:
+            reference = f"{repo}:{tag}" if tag else repo
+        path = await self._save_upload(request)
+        try:
+            image = self.images.import_rootfs(path, reference)
+        finally:
+            path.unlink(missing_ok=True)
+        return _json_stream([{"status": image.id}])
+
+
+def _json_stream(messages: list[dict[str, Any]]) -> Response:
+    async def stream() -> AsyncIterator[bytes]:
+        for message in messages:
+            yield json.dumps(message).encode() + b"\n"
+
+    return Response(content_type="application/json", stream=stream())
+
+
+def _label_matches(labels: dict[str, str], expr: str) -> bool:
+    key, sep, value = expr.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            return int(f.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
