@@ -255,7 +255,9 @@ class ContainerManager:
         state.oom_killed = False
         record.namespaces = _read_namespaces(state.pid)
         self._save(record)
-        self._stopped[record.id] = asyncio.Event()
+        stopped = self._stopped.get(record.id)
+        if stopped is None or stopped.is_set():  # keep the event a waiter already holds
+            self._stopped[record.id] = asyncio.Event()
         self._wake_start_waiters(record.id)
         self._track(asyncio.get_running_loop().create_task(self._watch(record, reader, writer)))
 
@@ -406,7 +408,9 @@ class ContainerManager:
             raise InvalidArgument(f"invalid condition: {condition!r}")
         if condition == "next-exit" and record.state.status not in (Status.RUNNING,
                                                                     Status.PAUSED):
-            self._stopped[record.id] = asyncio.Event()
+            current = self._stopped.get(record.id)
+            if current is None or current.is_set():
+                self._stopped[record.id] = asyncio.Event()
         stopped = self._stopped_event(record.id)
         removed = (self._removed.setdefault(record.id, asyncio.Event())
                    if condition == "removed" else None)

@@ -9,14 +9,16 @@ Order of work:
 
     join cgroup -> unshare(NS|UTS|IPC|NET) -> / made rprivate -> overlay on rootfs
     -> binds -> /proc /dev /dev/pts /dev/shm /dev/mqueue /sys -> pivot_root
-    -> hostname, lo up -> user, cwd, env -> close fds -> execve
+    -> hostname, lo up -> user, cwd, env -> default signals -> close fds -> execve
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import signal
 import stat
 
 from pycontain.runtime import syscalls as sc
@@ -83,12 +85,26 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
+    reset_signals()
     os.closerange(3, error_fd)
     os.closerange(error_fd + 1, 1 << 16)
     try:
         os.execve(executable, list(spec.process.args), env_dict(env))
     except OSError as exc:
         raise exec_error(spec.process.args[0], exc) from exc
+
+
+def reset_signals() -> None:
+    """Default dispositions and an empty mask: ignored signals would survive execve.
+
+    (Python ignores SIGPIPE and SIGXFSZ; the shim ignores SIGHUP.)
+    """
+    for number in range(1, signal.NSIG):
+        if number in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def mount_rootfs(spec: ContainerSpec) -> None:

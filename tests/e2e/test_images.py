@@ -48,10 +48,17 @@ def test_multilayer_image_with_whiteouts(daemon: Daemon, test_images: Path) -> N
     assert "Loaded image: pycontain-test/multilayer:latest" in loaded
     info = json.loads(daemon.cli("inspect", "pycontain-test/multilayer", check=True).stdout)[0]
     assert len(info["RootFS"]["Layers"]) >= 3
-    result = daemon.cli("run", "--rm", "pycontain-test/multilayer", "sh", "-c",
-                        "pwd; echo $GREETING")
+    # The image's Entrypoint + Cmd: /app/greet.sh world.
+    default = daemon.cli("run", "--rm", "pycontain-test/multilayer")
+    assert (default.returncode, default.stdout) == (0, "hello world\n"), default.stderr
+    # The merged tree: whiteouts hide, the opaque dir shows only the top layer, later wins.
+    result = daemon.cli("run", "--rm", "--entrypoint", "sh", "pycontain-test/multilayer", "-c",
+                        "pwd; echo $GREETING; ls /app /app/cache; cat /app/hello.txt /etc/motd; "
+                        "ls /app/old-dir /app/remove-me.txt 2>&1 | wc -l")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[:2] == ["/app", "hello"]
+    assert result.stdout.splitlines() == [
+        "/app", "hello", "/app:", "cache", "greet.sh", "hello.txt", "", "/app/cache:",
+        "new.txt", "hello from layer 3", "motd from layer 2", "2"]
 
 
 def test_oci_archive_made_by_skopeo_loads_and_runs(daemon: Daemon, test_images: Path,

@@ -74,7 +74,11 @@ def test_kill_with_a_signal_and_exit_code_128_plus_n(daemon: Daemon) -> None:
     not_running = daemon.cli("kill", "killme")
     assert not_running.returncode == 1 and "is not running" in not_running.stderr
     daemon.cli("run", "-d", "--name", "hup", "busybox", "sh", "-c",
-               "trap 'exit 5' HUP; while true; do sleep 0.1; done", check=True)
+               "trap 'exit 5' HUP; echo ready; while true; do sleep 0.1; done", check=True)
+    for _ in range(100):  # PID 1 ignores HUP until its trap is set
+        if daemon.cli("logs", "hup").stdout == "ready\n":
+            break
+        time.sleep(0.05)
     daemon.cli("kill", "-s", "HUP", "hup", check=True)
     assert daemon.cli("wait", "hup").stdout.strip() == "5"
     daemon.cli("rm", "killme", "hup", check=True)
