@@ -174,14 +174,8 @@ def attach_and_wait(ctx: Context, container_id: str, condition: str, start: bool
     try:
         output = attached.finish()
         result = waiting.finish()
-        if start:
-            try:
-                ctx.client.request("POST", f"{path}/start")
-            except DaemonUnreachable:
-                raise
-            except PycontainError as exc:
-                ctx.daemon_error(exc, "pycontain: ")
-                return start_failure_code(exc.message)
+        if start and (failure := _start_or_exit_code(ctx, container_id)) is not None:
+            return failure
         copy_multiplexed(output.iter_chunks(), *ctx.binary_streams())
         reply = result.json() or {}
     finally:
@@ -214,15 +208,22 @@ def cmd_run(ctx: Context, opts: Options) -> int:
     if not detach:
         condition = "removed" if opts.flag("rm") else "next-exit"
         return attach_and_wait(ctx, container_id, condition, start=True)
+    if (failure := _start_or_exit_code(ctx, container_id)) is not None:
+        return failure
+    ctx.line(container_id)
+    return 0
+
+
+def _start_or_exit_code(ctx: Context, container_id: str) -> int | None:
+    """Start the container; on failure print the daemon's error and return Docker's code."""
     try:
-        ctx.client.request("POST", f"/containers/{container_id}/start")
+        ctx.client.request("POST", f"/containers/{quote_path(container_id)}/start")
     except DaemonUnreachable:
         raise
     except PycontainError as exc:
         ctx.daemon_error(exc, "pycontain: ")
         return start_failure_code(exc.message)
-    ctx.line(container_id)
-    return 0
+    return None
 
 
 def cmd_start(ctx: Context, opts: Options) -> int:

@@ -25,7 +25,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pycontain.cgroups.base import CgroupManager, Resources
 from pycontain.containers import logs
@@ -457,15 +457,10 @@ class ContainerManager:
             for chunk in logs.iter_frames(logs.tail_entries(entries, tail), stdout, stderr,
                                           timestamps):
                 yield chunk
-            while follow:
-                finished = stopped.is_set()
-                entries, offset = logs.read_log_entries(log_file, offset)
-                for chunk in logs.iter_frames(entries, stdout, stderr, timestamps):
+            if follow:
+                async for chunk in _follow(log_file, offset, stopped, stdout, stderr,
+                                           timestamps):
                     yield chunk
-                if finished:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
 
     def attach(self, ref: str, stdout: bool, stderr: bool) -> AsyncIterator[bytes]:
         """Output of the container's next (or current) run, from now until it stops.
@@ -485,17 +480,9 @@ class ContainerManager:
             with log_file:
                 if started is not None:
                     await started.wait()
-                stopped = self._stopped_event(record.id)
-                position = offset
-                while True:
-                    finished = stopped.is_set()
-                    entries, position = logs.read_log_entries(log_file, position)
-                    for chunk in logs.iter_frames(entries, stdout, stderr, False):
-                        yield chunk
-                    if finished:
-                        return
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
+                async for chunk in _follow(log_file, offset, self._stopped_event(record.id),
+                                           stdout, stderr, False):
+                    yield chunk
 
         return stream()
 
@@ -563,6 +550,20 @@ class ContainerManager:
         for task in list(self._watchers):
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdout: bool,
+                  stderr: bool, timestamps: bool) -> AsyncIterator[bytes]:
+    """New log entries as frames, from ``offset`` until the container stops."""
+    while True:
+        finished = stopped.is_set()
+        entries, offset = logs.read_log_entries(log_file, offset)
+        for chunk in logs.iter_frames(entries, stdout, stderr, timestamps):
+            yield chunk
+        if finished:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
 
 
 def _parse_event(line: bytes) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pycontain.containers.state import Status
 from pycontain.daemon import views
 from pycontain.daemon.http import Request, Response, Router
 from pycontain.errors import ImageInUse, InvalidArgument, NoSuchImage, PycontainError
-from pycontain.images import ImageStore
+from pycontain.images import ImageStore, is_image_id
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
@@ -245,19 +245,20 @@ class Api:
         return Response.json(views.image_inspect(self.images.get(request.params["name"])))
 
     async def remove_image(self, request: Request) -> Response:
-        image = self.images.get(request.params["name"])
+        ref = request.params["name"]
+        image = self.images.get(ref)
         users = [r for r in self.containers.records.values() if r.image_id == image.id]
+        short = image.id.removeprefix("sha256:")[:12]
+        by_id = is_image_id(ref) or short.startswith(ref.removeprefix("sha256:"))
         if users and not request.flag("force"):
-            ref = request.params["name"]
-            by_id = ref.replace("sha256:", "") and image.id.replace("sha256:", "").startswith(
-                ref.replace("sha256:", ""))
-            if by_id or len(image.repo_tags) <= 1:
+            if by_id:
+                raise ImageInUse(f"conflict: unable to delete {short} (must be forced) - image "
+                                 f"is being used by container {users[0].short_id}")
+            if len(image.repo_tags) <= 1:  # untagging the last name would orphan the image
                 raise ImageInUse(
-                    f"conflict: unable to remove repository reference \"{ref}\" (must force) "
-                    f"- container {users[0].short_id} is using its referenced image "
-                    f"{image.id.replace('sha256:', '')[:12]}")
-        return Response.json(self.images.untag_or_remove(request.params["name"],
-                                                         request.flag("force")))
+                    f'conflict: unable to remove repository reference "{ref}" (must force) '
+                    f"- container {users[0].short_id} is using its referenced image {short}")
+        return Response.json(self.images.untag_or_remove(ref, request.flag("force")))
 
     async def _save_upload(self, request: Request) -> Path:
         tmp_dir = self.data_root / "tmp"
@@ -280,7 +281,7 @@ class Api:
     async def load(self, request: Request) -> Response:
         path = await self._save_upload(request)
         try:
-            lines = self.images.load_archive(path)
+            lines = self.images.load_archive(path, name="the uploaded archive")
         finally:
             path.unlink(missing_ok=True)
         return _json_stream([{"stream": line + "\n"} for line in lines])
@@ -299,7 +300,7 @@ class Api:
             reference = f"{repo}:{tag}" if tag else repo
         path = await self._save_upload(request)
         try:
-            image = self.images.import_rootfs(path, reference)
+            image = self.images.import_rootfs(path, reference, name="the uploaded tarball")
         finally:
             path.unlink(missing_ok=True)
         return _json_stream([{"status": image.id}])

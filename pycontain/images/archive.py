@@ -83,22 +83,25 @@ class ImageArchive:
     ``PycontainError`` when it cannot be opened.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str | None = None) -> None:
         self.path = path
+        self.name = name or str(path)  # what error messages call the archive
         try:
             # Closed by __exit__ (or below when the index cannot be read).
             self._tar = tarfile.open(path, mode="r:*")  # noqa: SIM115
         except tarfile.TarError as exc:
-            raise ImageArchiveError(f"load {path}: not a tar archive: {exc}") from exc
+            # tarfile's message lists every decompressor it tried; the reason is enough.
+            raise ImageArchiveError("invalid image archive: not a tar archive "
+                                    "(or a truncated or unsupported compressed one)") from exc
         except OSError as exc:
-            raise PycontainError(f"load {path}: {exc}") from exc
+            raise PycontainError(f"load {self.name}: {exc}") from exc
         self._members: dict[str, tarfile.TarInfo] = {}
         try:
             for member in self._tar:
                 self._members[_clean(member.name)] = member
         except (tarfile.TarError, EOFError, OSError) as exc:
             self._tar.close()
-            raise ImageArchiveError(f"load {path}: corrupt archive: {exc}") from exc
+            raise ImageArchiveError(f"load {self.name}: corrupt archive: {exc}") from exc
 
     def __enter__(self) -> ImageArchive:
         return self
@@ -123,7 +126,7 @@ class ImageArchive:
             found = self._oci_images()
         else:
             raise ImageArchiveError(
-                f"load {self.path}: neither {DOCKER_MANIFEST} nor {OCI_INDEX} in the archive"
+                f"load {self.name}: neither {DOCKER_MANIFEST} nor {OCI_INDEX} in the archive"
             )
         merged: dict[str, ArchivedImage] = {}
         for image in found:
@@ -150,7 +153,7 @@ class ImageArchive:
         member = self._regular_member(name)
         stream = self._tar.extractfile(member)
         if stream is None:
-            raise ImageArchiveError(f"load {self.path}: {name} is not a regular file")
+            raise ImageArchiveError(f"load {self.name}: {name} is not a regular file")
         with stream:
             yield stream
 
@@ -158,19 +161,19 @@ class ImageArchive:
         """The whole content of a small member (manifests, indexes, configs)."""
         member = self._regular_member(name)
         if member.size > _MAX_METADATA_BYTES:
-            raise ImageArchiveError(f"load {self.path}: {name} is too large ({member.size} bytes)")
+            raise ImageArchiveError(f"load {self.name}: {name} is too large ({member.size} bytes)")
         with self.open_member(name) as stream:
             try:
                 return stream.read()
             except (tarfile.TarError, EOFError, OSError) as exc:
-                raise ImageArchiveError(f"load {self.path}: read {name}: {exc}") from exc
+                raise ImageArchiveError(f"load {self.name}: read {name}: {exc}") from exc
 
     def _regular_member(self, name: str) -> tarfile.TarInfo:
         current = _clean(name)
         for _ in range(_MAX_LINK_HOPS):
             member = self._members.get(current)
             if member is None:
-                raise ImageArchiveError(f"load {self.path}: {name} is missing from the archive")
+                raise ImageArchiveError(f"load {self.name}: {name} is missing from the archive")
             if member.issym():
                 current = _clean(posixpath.join(posixpath.dirname(current), member.linkname))
             elif member.islnk():
@@ -178,23 +181,23 @@ class ImageArchive:
             elif member.isreg():
                 return member
             else:
-                raise ImageArchiveError(f"load {self.path}: {name} is not a regular file")
-        raise ImageArchiveError(f"load {self.path}: {name}: too many levels of links")
+                raise ImageArchiveError(f"load {self.name}: {name} is not a regular file")
+        raise ImageArchiveError(f"load {self.name}: {name}: too many levels of links")
 
     def _read_json(self, name: str, data: bytes | None = None) -> Any:
         raw = self.read_member(name) if data is None else data
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ImageArchiveError(f"load {self.path}: {name}: invalid JSON: {exc}") from exc
+            raise ImageArchiveError(f"load {self.name}: {name}: invalid JSON: {exc}") from exc
 
     def _docker_manifest_images(self) -> list[ArchivedImage]:
         entries = self._read_json(DOCKER_MANIFEST)
         if not isinstance(entries, list):
-            raise ImageArchiveError(f"load {self.path}: {DOCKER_MANIFEST} is not a JSON list")
+            raise ImageArchiveError(f"load {self.name}: {DOCKER_MANIFEST} is not a JSON list")
         images = []
         for entry in entries:
-            where = f"load {self.path}: {DOCKER_MANIFEST}"
+            where = f"load {self.name}: {DOCKER_MANIFEST}"
             if not isinstance(entry, dict):
                 raise ImageArchiveError(f"{where}: an entry is not a JSON object")
             config_path = entry.get("Config")
@@ -216,22 +219,22 @@ class ImageArchive:
     def _oci_images(self) -> list[ArchivedImage]:
         index = self._read_json(OCI_INDEX)
         if not isinstance(index, dict):
-            raise ImageArchiveError(f"load {self.path}: {OCI_INDEX} is not a JSON object")
+            raise ImageArchiveError(f"load {self.name}: {OCI_INDEX} is not a JSON object")
         images = []
-        for descriptor in _descriptors(index.get("manifests"), f"{self.path}: {OCI_INDEX}"):
+        for descriptor in _descriptors(index.get("manifests"), f"{self.name}: {OCI_INDEX}"):
             tags = _tags_from_annotations(descriptor.get("annotations") or {})
             images.append(self._oci_image(descriptor, tags, depth=0))
         return images
 
     def _oci_image(self, descriptor: dict[str, Any], tags: list[str], depth: int) -> ArchivedImage:
         if depth > _MAX_INDEX_DEPTH:
-            raise ImageArchiveError(f"load {self.path}: image indexes nested too deeply")
+            raise ImageArchiveError(f"load {self.name}: image indexes nested too deeply")
         data = self._read_blob(descriptor)
         document = self._read_json(descriptor["digest"], data)
         if not isinstance(document, dict):
-            raise ImageArchiveError(f"load {self.path}: {descriptor['digest']} is not an object")
+            raise ImageArchiveError(f"load {self.name}: {descriptor['digest']} is not an object")
         media_type = descriptor.get("mediaType") or document.get("mediaType")
-        where = f"{self.path}: {descriptor['digest']}"
+        where = f"{self.name}: {descriptor['digest']}"
         if media_type in _INDEX_TYPES or (media_type is None and "manifests" in document):
             chosen = _choose_platform(_descriptors(document.get("manifests"), where), where)
             return self._oci_image(chosen, tags, depth + 1)
@@ -250,10 +253,10 @@ class ImageArchive:
         data = self.read_member(_blob_path(digest))
         if len(data) != descriptor["size"]:
             raise ImageArchiveError(
-                f"load {self.path}: blob {digest} has {len(data)} bytes, "
+                f"load {self.name}: blob {digest} has {len(data)} bytes, "
                 f"its descriptor says {descriptor['size']}"
             )
-        _verify_digest(data, digest, self.path)
+        _verify_digest(data, digest, self.name)
         return data
 
     def _image(
@@ -266,14 +269,14 @@ class ImageArchive:
     ) -> ArchivedImage:
         image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         if expected_digest is not None:
-            _verify_digest(config_bytes, expected_digest, self.path)
+            _verify_digest(config_bytes, expected_digest, self.name)
         config = parse_config_blob(config_bytes)
         if len(config.diff_ids) != len(layers):
             raise ImageArchiveError(
-                f"load {self.path}: image {image_id} has {len(layers)} layers "
+                f"load {self.name}: image {image_id} has {len(layers)} layers "
                 f"but its config lists {len(config.diff_ids)} diff_ids"
             )
-        familiar = tuple(_familiar_tag(tag, self.path) for tag in tags)
+        familiar = tuple(_familiar_tag(tag, self.name) for tag in tags)
         return ArchivedImage(image_id, config_bytes, config, familiar, layers, manifest_bytes)
 
 
@@ -295,7 +298,7 @@ def _digest_from_path(path: str) -> str | None:
     return f"sha256:{match.group(1) or match.group(2)}" if match else None
 
 
-def _verify_digest(data: bytes, digest: str, archive: Path) -> None:
+def _verify_digest(data: bytes, digest: str, archive: str) -> None:
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
     if actual != digest:
         raise ImageArchiveError(f"load {archive}: blob {digest} does not match its content")
@@ -348,7 +351,7 @@ def _tags_from_annotations(annotations: dict[str, str]) -> list[str]:
     return []
 
 
-def _familiar_tag(tag: str, archive: Path) -> str:
+def _familiar_tag(tag: str, archive: str) -> str:
     try:
         reference = parse_reference(tag).with_default_tag()
     except InvalidArgument as exc:

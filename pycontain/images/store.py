@@ -113,21 +113,22 @@ class ImageStore:
 
     # -- load and import -------------------------------------------------------
 
-    def load_archive(self, path: Path) -> builtins.list[str]:
+    def load_archive(self, path: Path, name: str | None = None) -> builtins.list[str]:
         """Load every image of a ``docker save`` or OCI archive; return Docker's lines
         (``Loaded image: busybox:latest``, ``Loaded image ID: sha256:...``).
 
         Raises ``ImageArchiveError`` for a corrupt or hostile archive (the store is then
-        unchanged) and ``PycontainError`` when the archive cannot be read.
+        unchanged) and ``PycontainError`` when the archive cannot be read.  ``name`` is
+        what messages call the archive (default: its path).
         """
-        with ImageArchive(path) as archive, self._staging() as staging:
+        with ImageArchive(path, name) as archive, self._staging() as staging:
             images = archive.images()
             staged: dict[str, Path] = {}
             for image in images:
                 for diff_id, layer in zip(image.config.diff_ids, image.layers, strict=True):
                     if diff_id in staged or self._has_layer(diff_id):
                         continue
-                    what = f"load {path}: layer {layer.member}"
+                    what = f"load {archive.name}: layer {layer.member}"
                     with archive.open_member(layer.member) as stream:
                         unpacked, layer_dir = self._stage_layer(stream, staging, what)
                     _check_layer(unpacked, diff_id, layer.digest, what)
@@ -139,7 +140,8 @@ class ImageStore:
                 return self._tag_loaded(images)
 
     def import_rootfs(
-        self, path: Path, reference: str | None, *, cmd: Sequence[str] | None = None
+        self, path: Path, reference: str | None, *, cmd: Sequence[str] | None = None,
+        name: str | None = None,
     ) -> Image:
         """Make a one-layer image of a flat root filesystem tar (``docker import``), tagged
         ``reference`` (``latest`` when it has no tag) or untagged when it is ``None``.
@@ -150,7 +152,7 @@ class ImageStore:
         """
         tag = _tag_of(parse_reference(reference)) if reference is not None else None
         with self._staging() as staging:
-            what = f"import {path}"
+            what = f"import {name or path}"
             try:
                 source: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed just below
             except OSError as exc:
@@ -239,7 +241,7 @@ class ImageStore:
                 return matches[0], None
         if parse_error is not None:
             raise parse_error
-        raise NoSuchImage(name_or_id)
+        raise NoSuchImage(key)  # Docker names the image with its tag: "busybox:latest"
 
     def _image(self, image_id: str) -> Image:
         config = self._config(image_id)
