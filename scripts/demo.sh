@@ -14,7 +14,7 @@ show() { printf '$ %s\n' "$*"; "$@"; echo; }
 pc()   { printf '$ pycontain %s\n' "$*"; "$BIN/pycontain" "$@"; echo; }
 
 cleanup() {
-    "$BIN/pycontain" rm -f demo-web demo-lifecycle demo-limited >/dev/null 2>&1
+    "$BIN/pycontain" rm -f demo-hello demo-web demo-lifecycle demo-limited demo-oom >/dev/null 2>&1
     if [[ -n $started_daemon ]]; then
         kill "$started_daemon" 2>/dev/null && wait "$started_daemon" 2>/dev/null
         say "The demo stopped the daemon it started. Start it again with:"
@@ -43,7 +43,7 @@ pc images
 pc inspect -f 'start-up command: {{json .Config.Cmd}}' busybox
 
 say "3+7. A container is an instance of an image: the snapshot becomes its disk, the command its process."
-pc run busybox echo "hello from inside a container"
+pc run --name demo-hello busybox echo "hello from inside a container"
 
 say "9. A command after the image replaces the image's start-up command (the image must contain it):"
 pc run --rm busybox ls /
@@ -66,7 +66,7 @@ for ns in pid mnt uts ipc net; do
     printf '  %-4s host %-22s container %s\n' "$ns" "$(readlink /proc/self/ns/$ns)" "$(readlink /proc/$pid/ns/$ns)"
 done
 echo "its own hostname (the short id) and only a loopback network:"
-"$BIN/pycontain" run --rm busybox sh -c 'echo "  hostname: $(hostname)"; ip -o link | sed "s/^/  /"'
+"$BIN/pycontain" run --rm busybox sh -c 'echo "  hostname: $(hostname)"; ip -o link | cut -d" " -f2,3 | sed "s/^/  /"'
 
 say "9. docker ps: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES"
 pc ps
@@ -78,7 +78,8 @@ pc create --name demo-lifecycle busybox echo "started with start -a"
 pc ps -a --filter name=demo-lifecycle
 pc start -a demo-lifecycle
 pc ps -a --filter name=demo-lifecycle
-pc stop demo-web
+echo "(sleep, as PID 1, ignores SIGTERM: after the timeout stop sends SIGKILL, hence exit code 137 = 128 + 9)"
+pc stop -t 2 demo-web
 pc ps -a --filter name=demo-web
 pc rm demo-lifecycle demo-web
 
@@ -93,10 +94,11 @@ else
     show cat "/sys/fs/cgroup/memory/$parent/$id/memory.limit_in_bytes" "/sys/fs/cgroup/cpu/$parent/$id/cpu.cfs_quota_us"
 fi
 pc rm -f demo-limited
-echo "a program that wants more memory than it may have is killed by the kernel (exit code 137):"
-printf '$ pycontain run --rm -m 16m --memory-swap 16m busybox sh -c "x=\$(head -c 100000000 /dev/zero | tr ...)"\n'
-"$BIN/pycontain" run --rm -m 16m --memory-swap 16m busybox sh -c 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived'
+echo "a program that wants more memory than it may have is killed by the kernel's OOM killer:"
+printf '$ pycontain run --name demo-oom -m 16m --memory-swap 16m busybox sh -c "x=\$(head -c 100000000 /dev/zero | tr ...)"\n'
+"$BIN/pycontain" run --name demo-oom -m 16m --memory-swap 16m busybox sh -c 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived'
 echo "exit code: $?"
+pc inspect -f 'OOMKilled={{.State.OOMKilled}} ExitCode={{.State.ExitCode}}' demo-oom
 
 say "8. On macOS or Windows there is no Linux kernel: Docker runs a Linux VM. pycontain ships a Vagrantfile for that:"
 echo "  vagrant up && vagrant ssh -c 'sudo pycontain run busybox ls'"

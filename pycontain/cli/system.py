@@ -23,12 +23,9 @@ INFO = Command("info", "", "Display system-wide information", max_args=0)
 
 
 def client_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from pycontain import __version__
 
-    try:
-        return version("pycontain")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
