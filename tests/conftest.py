@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import prctl
 import pytest
 
 from pycontain.client import Client
@@ -154,6 +155,17 @@ def remove_cgroup_parents(tag: str) -> None:
             parent.rmdir()
 
 
+def reap_orphans() -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def test_images() -> Path:
     return build_test_images()
@@ -163,6 +175,9 @@ def test_images() -> Path:
 def daemon(test_images: Path) -> Iterator[Daemon]:
     if os.geteuid() != 0:
         pytest.skip("needs root: the daemon creates namespaces, mounts and cgroups")
+    # Shims orphaned by a killed daemon are re-parented to us, not to PID 1 (which need
+    # not reap them on every machine); we reap them when the run ends.
+    prctl.set_child_subreaper(True)
     tag = secrets.token_hex(4)
     root = Path(tempfile.mkdtemp(prefix=f"pycontain-test-{tag}-"))
     d = Daemon(tag=tag, root=root, data_root=root / "data", exec_root=root / "exec",
@@ -177,6 +192,7 @@ def daemon(test_images: Path) -> Iterator[Daemon]:
         if ids:
             d.cli("rm", "-f", *ids)
         d.stop()
+        reap_orphans()
         left = leftovers(tag, d.data_root)
         remove_cgroup_parents(tag)
         log_text = d.log_path.read_text(errors="replace")
