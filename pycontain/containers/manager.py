@@ -175,8 +175,11 @@ class ContainerManager:
             config=merged, host_config=host_config, path=path, args=tuple(args))
         directory = self._container_dir(container_id)
         try:
-            for sub in ("upper", "work", "merged"):
-                (directory / sub).mkdir(parents=True, mode=0o700)
+            directory.mkdir(parents=True, mode=0o700)
+            # The overlay's root takes the upperdir's mode: it is the container's "/".
+            for sub, mode in (("upper", 0o755), ("work", 0o700), ("merged", 0o755)):
+                (directory / sub).mkdir(mode=mode)
+                os.chmod(directory / sub, mode)  # regardless of the umask
             self.log_path(record).touch(mode=0o640)
             self._save(record)
         except OSError as exc:

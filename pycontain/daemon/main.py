@@ -85,7 +85,10 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
     async def run() -> None:
         try:
             cgroups = open_cgroup_manager(args.cgroup_parent)
-            (args.data_root / "tmp").mkdir(parents=True, exist_ok=True)
+            scratch = args.data_root / "tmp"
+            scratch.mkdir(parents=True, exist_ok=True)
+            for stale in scratch.glob("upload-*"):  # bodies of requests a crash cut off
+                stale.unlink(missing_ok=True)
             images = ImageStore(args.data_root / "image")
             containers = ContainerManager(args.data_root, args.exec_root, images, cgroups,
                                           spawner)

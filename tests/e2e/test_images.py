@@ -86,6 +86,8 @@ def test_import_a_flat_rootfs_then_run_it(daemon: Daemon, tmp_path: Path) -> Non
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", image_id)
     result = daemon.cli("run", "--rm", "flat:1", "/bin/sh", "-c", "/bin/busybox cat /hello.txt")
     assert result.stdout == "imported\n", result.stderr
+    no_command = daemon.cli("run", "--rm", "flat:1")  # an imported image has no Cmd
+    assert no_command.returncode == 125 and "No command specified" in no_command.stderr
     removed = daemon.cli("rmi", "flat:1", check=True).stdout
     assert "Untagged: flat:1" in removed and "Deleted: sha256:" in removed
 

@@ -236,3 +236,17 @@ def test_version_and_info(daemon: Daemon) -> None:
     info = daemon.cli("info", check=True).stdout
     assert "Cgroup Driver: cgroupfs" in info
     assert re.search(r"Cgroup Version: [12]", info)
+
+
+def test_force_remove_and_stop_of_a_paused_container(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "paused-rm", "busybox", "sleep", "300", check=True)
+    daemon.cli("run", "-d", "--name", "paused-stop", "busybox", "sh", "-c",
+               "trap 'exit 3' TERM; while true; do sleep 0.1; done", check=True)
+    pid = _pid(daemon, "paused-rm")
+    time.sleep(0.3)
+    daemon.cli("pause", "paused-rm", "paused-stop", check=True)
+    daemon.cli("rm", "-f", "paused-rm", check=True)
+    assert not Path(f"/proc/{pid}").exists()
+    daemon.cli("stop", "paused-stop", check=True)
+    assert daemon.inspect("paused-stop")["State"]["ExitCode"] == 3  # type: ignore[index]
+    daemon.cli("rm", "paused-stop", check=True)

@@ -114,6 +114,9 @@ def test_nothing_is_left_after_rm(daemon: Daemon) -> None:
         (["rmi", "no-such-image"], 1, "No such image"),
         (["run", "--name", "bad/name", "busybox", "true"], 125, "Invalid container name"),
         (["run", "-v", "relative:/x", "busybox", "true"], 125, "invalid volume"),
+        (["start", "no-such-container"], 1, "No such container"),
+        (["inspect", "no-such-thing"], 1, "No such"),
+        (["kill", "-s", "NOPE", "busybox"], 1, "No such container"),
     ],
 )
 def test_bad_input_gets_one_line_and_the_right_code(daemon: Daemon, args: list[str], code: int,

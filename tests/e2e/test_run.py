@@ -159,3 +159,12 @@ def test_rm_flag_removes_the_container(daemon: Daemon) -> None:
             break
         time.sleep(0.1)
     assert "gone-after" not in daemon.cli("ps", "-a", "--format", "{{.Names}}").stdout
+
+
+def test_user_from_the_flag_and_from_the_images_passwd(daemon: Daemon) -> None:
+    as_nobody = daemon.cli("run", "--rm", "-u", "nobody", "busybox", "id")
+    assert as_nobody.stdout.startswith("uid=65534(nobody) gid=65534"), as_nobody
+    numeric = daemon.cli("run", "--rm", "-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g")
+    assert numeric.stdout.split() == ["1234", "5678"]
+    unknown = daemon.cli("run", "--rm", "-u", "ghost", "busybox", "id")
+    assert unknown.returncode == 125 and "unable to find user ghost" in unknown.stderr
