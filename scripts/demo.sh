@@ -10,8 +10,16 @@ started_daemon=""
 bold=$(tput bold 2>/dev/null || true); plain=$(tput sgr0 2>/dev/null || true)
 
 say()  { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
-show() { printf '$ %s\n' "$*"; "$@"; echo; }
-pc()   { printf '$ pycontain %s\n' "$*"; "$BIN/pycontain" "$@"; echo; }
+# Print a command line as one would type it: arguments with spaces or specials in quotes.
+quoted() {
+    local arg out=()
+    for arg in "$@"; do
+        if [[ -z $arg || $arg =~ [^a-zA-Z0-9_./:=,@%+-] ]]; then out+=("'${arg//\'/\'\\\'\'}'"); else out+=("$arg"); fi
+    done
+    printf '%s' "${out[*]}"
+}
+show() { printf '$ %s\n' "$(quoted "$@")"; "$@"; echo; }
+pc()   { printf '$ pycontain %s\n' "$(quoted "$@")"; "$BIN/pycontain" "$@"; echo; }
 
 cleanup() {
     "$BIN/pycontain" rm -f demo-hello demo-web demo-lifecycle demo-limited demo-oom >/dev/null 2>&1
