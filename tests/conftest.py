@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import prctl
@@ -53,6 +53,7 @@ class Daemon:
     cgroup_parent: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
@@ -101,7 +102,8 @@ def _spawn_daemon(d: Daemon) -> subprocess.Popen[bytes]:
             [str(BIN / "pycontaind"), "--data-root", str(d.data_root), "--exec-root",
              str(d.exec_root), "-H", d.host, "--cgroup-parent", d.cgroup_parent,
              "--log-level", "debug"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **d.env})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -156,14 +158,14 @@ def remove_cgroup_parents(tag: str) -> None:
 
 
 def reap_orphans() -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    """Reap the exited shims re-parented to us (our other children may still run)."""
+    while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
-            time.sleep(0.05)
+            return
 
 
 @pytest.fixture(scope="session")
@@ -171,8 +173,11 @@ def test_images() -> Path:
     return build_test_images()
 
 
-@pytest.fixture(scope="session")
-def daemon(test_images: Path) -> Iterator[Daemon]:
+@contextlib.contextmanager
+def isolated_daemon(images: Path, env: dict[str, str] | None = None) -> Iterator[Daemon]:
+    """A pycontaind of its own (data root, exec root, socket, cgroup parent) with busybox
+    loaded; on exit every container is removed, the daemon stopped, and the run checked
+    for leftovers (mounts, cgroups, processes)."""
     if os.geteuid() != 0:
         pytest.skip("needs root: the daemon creates namespaces, mounts and cgroups")
     # Shims orphaned by a killed daemon are re-parented to us, not to PID 1 (which need
@@ -182,15 +187,17 @@ def daemon(test_images: Path) -> Iterator[Daemon]:
     root = Path(tempfile.mkdtemp(prefix=f"pycontain-test-{tag}-"))
     d = Daemon(tag=tag, root=root, data_root=root / "data", exec_root=root / "exec",
                socket=root / "pycontain.sock", cgroup_parent=f"pycontain-test-{tag}",
-               process=None, log_path=root / "daemon.log")  # type: ignore[arg-type]
+               process=None, log_path=root / "daemon.log",  # type: ignore[arg-type]
+               env=env or {})
     d.start()
-    d.cli("load", "-i", str(test_images / "busybox.tar"), check=True)
     try:
+        d.cli("load", "-i", str(images / "busybox.tar"), check=True)
         yield d
     finally:
-        ids = d.cli("ps", "-aq").stdout.split()
-        if ids:
-            d.cli("rm", "-f", *ids)
+        if d.process.poll() is None:
+            ids = d.cli("ps", "-aq").stdout.split()
+            if ids:
+                d.cli("rm", "-f", *ids)
         d.stop()
         reap_orphans()
         left = leftovers(tag, d.data_root)
@@ -198,3 +205,9 @@ def daemon(test_images: Path) -> Iterator[Daemon]:
         log_text = d.log_path.read_text(errors="replace")
         shutil.rmtree(root, ignore_errors=True)
         assert not left, f"the test run left kernel objects behind: {left}\n{log_text[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def daemon(test_images: Path) -> Iterator[Daemon]:
+    with isolated_daemon(test_images) as d:
+        yield d

@@ -6,7 +6,11 @@
        |                exit <----------------'   (killed while paused)
        |                  v
        '---(failed)-- exited --start--> running
-    any state but running/paused --remove--> removing
+                       |  ^
+     schedule-restart  v  | cancel-restart (stop)       restarting --start--> running
+                   restarting
+    running/paused --lose--> dead    (the shim vanished: exit status unknown)
+    created, exited, dead --remove--> removing
 
 ``transition(container_name, current, action)`` returns the new status or raises
 ``InvalidStateTransition`` with the message Docker gives for the same mistake.
@@ -36,10 +40,14 @@ class Action(StrEnum):
     UNPAUSE = "unpause"
     KILL = "kill"
     REMOVE = "remove"
+    LOSE = "lose"                # the shim vanished without recording an exit status
+    SCHEDULE_RESTART = "schedule-restart"
+    CANCEL_RESTART = "cancel-restart"
 
 
 _ALLOWED: dict[Action, dict[Status, Status]] = {
-    Action.START: {Status.CREATED: Status.RUNNING, Status.EXITED: Status.RUNNING},
+    Action.START: {Status.CREATED: Status.RUNNING, Status.EXITED: Status.RUNNING,
+                   Status.RESTARTING: Status.RUNNING},
     Action.EXIT: {Status.RUNNING: Status.EXITED, Status.PAUSED: Status.EXITED,
                   Status.CREATED: Status.CREATED},
     Action.PAUSE: {Status.RUNNING: Status.PAUSED},
@@ -47,13 +55,16 @@ _ALLOWED: dict[Action, dict[Status, Status]] = {
     Action.KILL: {Status.RUNNING: Status.RUNNING, Status.PAUSED: Status.PAUSED},
     Action.REMOVE: {Status.CREATED: Status.REMOVING, Status.EXITED: Status.REMOVING,
                     Status.DEAD: Status.REMOVING},
+    Action.LOSE: {Status.RUNNING: Status.DEAD, Status.PAUSED: Status.DEAD},
+    Action.SCHEDULE_RESTART: {Status.EXITED: Status.RESTARTING},
+    Action.CANCEL_RESTART: {Status.RESTARTING: Status.EXITED},
 }
 
 
 def _refusal(name: str, current: Status, action: Action) -> str:
     if action is Action.REMOVE:
-        if current in (Status.RUNNING, Status.PAUSED):
-            verb = "stop" if current is Status.RUNNING else "unpause and then stop"
+        if current in (Status.RUNNING, Status.PAUSED, Status.RESTARTING):
+            verb = "unpause and then stop" if current is Status.PAUSED else "stop"
             return (f"cannot remove container \"{name}\": container is {current.value}: "
                     f"{verb} the container before removing or force remove")
         return f"removal of container {name} is already in progress"

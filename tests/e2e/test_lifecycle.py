@@ -209,27 +209,6 @@ def test_name_in_use_is_a_conflict(daemon: Daemon) -> None:
     daemon.cli("rm", "twin", check=True)
 
 
-def test_containers_survive_a_daemon_crash(daemon: Daemon) -> None:
-    """kill -9 of the daemon: the container keeps running, the next daemon re-adopts it,
-    and one that exits while the daemon is down keeps its real exit code."""
-    daemon.cli("run", "-d", "--name", "survivor", "busybox", "sleep", "300", check=True)
-    daemon.cli("run", "-d", "--name", "short-lived", "busybox", "sh", "-c",
-               "sleep 1; exit 7", check=True)
-    pid = _pid(daemon, "survivor")
-    daemon.kill()
-    time.sleep(1.5)  # short-lived exits while no daemon runs
-    assert Path(f"/proc/{pid}").exists()
-    daemon.start()
-    assert _status(daemon, "survivor") == "running"
-    assert _pid(daemon, "survivor") == pid
-    assert _status(daemon, "short-lived") == "exited"
-    assert daemon.inspect("short-lived")["State"]["ExitCode"] == 7  # type: ignore[index]
-    daemon.cli("stop", "-t", "1", "survivor", check=True)
-    assert daemon.inspect("survivor")["State"]["ExitCode"] == 137  # type: ignore[index]
-    assert not Path(f"/proc/{pid}").exists()
-    daemon.cli("rm", "survivor", "short-lived", check=True)
-
-
 def test_version_and_info(daemon: Daemon) -> None:
     version = daemon.cli("version", check=True).stdout
     assert "API version:       1.41" in version and "Server:" in version
