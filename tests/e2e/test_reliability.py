@@ -3,6 +3,7 @@ policies, events, a soak of parallel clients, hostile workloads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -230,3 +231,38 @@ def test_soak_200_cycles_with_10_clients_leaks_nothing(daemon: Daemon) -> None:
     _wait_for(lambda: daemon.cli("ps", "-aq").stdout.strip() == "", timeout=20)
     after = counts()
     assert after == before, (before, after)
+
+
+def test_slow_huge_and_many_clients_do_not_stall_the_daemon(daemon: Daemon) -> None:
+    import socket
+
+    def connect() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(daemon.socket))
+        return s
+
+    idle = [connect() for _ in range(1000)]
+    slow = connect()
+    slow.sendall(b"GET /containers/json HTTP/1.1\r\nHo")  # and never finishes
+    try:
+        t0 = time.monotonic()
+        assert daemon.cli("ps", "-a", check=True).returncode == 0
+        assert time.monotonic() - t0 < 5
+        huge = connect()
+        body = b'{"Image": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+        huge.sendall(b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: " + str(len(body)).encode() +
+                     b"\r\n\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            huge.sendall(body)
+        reply = huge.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 400") and b"larger than" in reply
+        huge.close()
+        bad = connect()
+        bad.sendall(b"NONSENSE\r\n\r\n")
+        assert bad.recv(4096).startswith(b"HTTP/1.1 400")
+        bad.close()
+        assert daemon.cli("run", "--rm", "busybox", "true").returncode == 0
+    finally:
+        for s in [*idle, slow]:
+            s.close()
