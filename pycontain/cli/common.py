@@ -52,6 +52,12 @@ class Context:
         else:
             self.error(f"{prefix}Error response from daemon: {one_line(exc.message)}")
 
+    def interactive(self) -> bool:
+        """Whether a person can answer a question on standard input."""
+        import sys
+
+        return sys.stdin is not None and sys.stdin.isatty()
+
     def binary_streams(self) -> tuple[IO[bytes], IO[bytes]]:
         """Our stdout and stderr as byte streams (for container output)."""
         self.out.flush()
