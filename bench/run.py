@@ -3,7 +3,8 @@
 - `pycontain run --rm busybox true` against `runc run` of the same busybox rootfs, and
   against podman and docker when they are installed and answer;
 - 50 containers started 10 at a time (create + start through the API);
-- the daemon's idle RSS and the private memory (USS) of one container's shim.
+- the daemon's idle RSS and the private memory (USS) of one container's shim;
+- a soak: 200 `run --rm true` cycles from 10 parallel clients, in containers a second.
 
 It runs its own daemon with its own data root, socket and cgroup parent, and removes
 everything it made.
@@ -24,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -137,10 +139,22 @@ def main() -> None:
             if engine_works(engine):
                 run_quiet([*engine, "load", "-i", str(BUSYBOX_TAR)])
                 results[f"{engine[0]} run --rm busybox true"] = median_ms(
-                    lambda e=engine: run_quiet([*e, "run", "--rm", "busybox:latest", "true"]),
+                    partial(run_quiet, [*engine, "run", "--rm", "busybox:latest", "true"]),
                     args.runs)
             else:
                 print(f"({engine[0]}: not installed or not running; skipped)")
+
+        def soak(cmd: list[str]) -> float:
+            """200 `run --rm true` cycles from 10 parallel clients: containers a second."""
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(10) as pool:
+                list(pool.map(run_quiet, [cmd] * 200))
+            return 200 / (time.perf_counter() - t0)
+
+        throughput = {"pycontain": soak(pc)}
+        for engine in (["podman"], ["docker"]):
+            if engine_works(engine):
+                throughput[engine[0]] = soak([*engine, "run", "--rm", "busybox:latest", "true"])
 
         client = Client(daemon.host)
 
@@ -176,6 +190,11 @@ def main() -> None:
     for name, value in results.items():
         if name.endswith("true") and "pycontain" not in name:
             print(f"ratio pycontain / {name.split(' ')[0]}: {base / value:.2f}x")
+    for name, rate in throughput.items():
+        print(f"soak, 200 run --rm cycles from 10 clients: {name} {rate:.1f} containers/s")
+    if "docker" in throughput:
+        ratio = throughput["pycontain"] / throughput["docker"]
+        print(f"soak ratio pycontain / docker: {ratio:.1f}x (target >= 5x)")
     print(f"daemon idle RSS: {rss:.1f} MB (target < 40 MB)")
     print(f"shim private memory (USS, median of 10): {uss:.2f} MB (target < 2 MB)")
     print(f"50 containers 10 at a time: {results['50 containers, 10 at a time (total)']:.0f} ms "
