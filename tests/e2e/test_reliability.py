@@ -266,3 +266,19 @@ def test_slow_huge_and_many_clients_do_not_stall_the_daemon(daemon: Daemon) -> N
     finally:
         for s in [*idle, slow]:
             s.close()
+
+
+def test_startup_removes_stale_mounts_and_half_removed_records(test_images: Path) -> None:
+    with isolated_daemon(test_images) as d:
+        d.stop()
+        stale = d.data_root / "containers" / ("ab" * 32)
+        (stale / "merged").mkdir(parents=True)
+        subprocess.run(["mount", "-t", "tmpfs", "stale", str(stale / "merged")], check=True)
+        try:
+            d.start()
+            assert _mounts_of(d) == []
+            assert "unmounting stale mount" in d.log_path.read_text()
+            d.cli("rm", "-f", "abab", check=True)  # the half-removed record (no config.json)
+            assert not stale.exists()
+        finally:
+            subprocess.run(["umount", "-l", str(stale / "merged")], capture_output=True)
