@@ -17,6 +17,7 @@ tar errors) are mapped once, at the boundary where they happen, with
     │   ├── ImageInUse                  409
     │   └── InvalidStateTransition      409  e.g. pause of a stopped container
     ├── NotModified                     304  already in the state asked for (start/stop)
+    ├── RegistryError                   500  a registry refused a pull, failed or sent bad data
     ├── ContainerStartError             500  the container's process could not be started
     │   (exit_code 126: cannot invoke, 127: command not found)
     └── DaemonUnreachable               -    (client side) no daemon answers on the socket
@@ -81,6 +82,11 @@ class NotModified(PycontainError):
     """The container already is in the state asked for (Docker answers 304)."""
 
     http_status = 304
+
+
+class RegistryError(PycontainError):
+    """A registry could not be reached, refused a request, or sent something that fails
+    verification (a digest or size mismatch, a malformed manifest)."""
 
 
 class ContainerStartError(PycontainError):

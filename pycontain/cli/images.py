@@ -1,4 +1,4 @@
-"""Image verbs: images, rmi, import, load.
+"""Image verbs: images, rmi, import, load, pull.
 
 API calls:
     images  GET    /images/json[?all=1]
@@ -7,13 +7,15 @@ API calls:
             -> JSON lines, {"status": "sha256:..."}
     load    POST   /images/load[?quiet=1]           body: the archive
             -> JSON lines, {"stream": "Loaded image: busybox:latest\\n"}
+    pull    POST   /images/create?fromImage=NAME&tag=TAG|DIGEST
+            -> JSON lines, {"status": ..., "id": layer, "progressDetail": {...}}
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 from pycontain.cli.common import Context, Verb, each, os_error_text, quote_path
 from pycontain.cli.flags import VALUE, Command, Flag, Options
@@ -116,9 +118,67 @@ def cmd_load(ctx: Context, opts: Options) -> int:
     return 0
 
 
+PULL = Command(
+    "pull", "NAME[:TAG|@DIGEST]", "Download an image from a registry",
+    (Flag("quiet", "q", help="Suppress verbose output"),), min_args=1, max_args=1,
+)
+
+
+class PullView:
+    """Docker's pull output.  On a terminal, one line per layer, redrawn in place as
+    its status and progress bar change; elsewhere, plain lines, progress left out."""
+
+    def __init__(self, out: TextIO, terminal: bool) -> None:
+        self.out = out
+        self.terminal = terminal
+        self.rows: list[str] = []
+
+    def show(self, message: dict[str, Any]) -> None:
+        status, layer = str(message.get("status", "")), message.get("id")
+        if "progressDetail" not in message or not layer:
+            self.out.write(f"{layer}: {status}\n" if layer else f"{status}\n")
+        elif not self.terminal:
+            if "current" not in (message.get("progressDetail") or {}):
+                self.out.write(f"{layer}: {status}\n")
+        else:
+            text = f"{layer}: {status} {message.get('progress', '')}".rstrip()
+            if layer not in self.rows:
+                self.rows.append(layer)
+                self.out.write(text + "\n")
+            else:
+                up = len(self.rows) - self.rows.index(layer)
+                self.out.write(f"\x1b[{up}A\r\x1b[2K{text}\x1b[{up}B\r")
+        self.out.flush()
+
+
+def pull_image(ctx: Context, name: str, out: TextIO, quiet: bool = False) -> str:
+    """Ask the daemon to pull ``name``, showing its progress on ``out``; return the
+    image's full name (``docker.io/library/alpine:latest``).
+
+    Raises ``InvalidArgument`` for a malformed name and the daemon's error otherwise.
+    """
+    from pycontain.images.reference import parse_reference
+
+    reference = parse_reference(name).with_default_tag()
+    query = {"fromImage": reference.familiar_name, "tag": reference.digest or reference.tag}
+    reply = ctx.client.request("POST", "/images/create", query=query)
+    view = PullView(out, out.isatty())
+    for message in json_messages(reply.iter_lines()):
+        if not quiet:
+            view.show(message)
+    suffix = f"@{reference.digest}" if reference.digest else f":{reference.tag}"
+    return reference.full_name + suffix
+
+
+def cmd_pull(ctx: Context, opts: Options) -> int:
+    ctx.line(pull_image(ctx, opts.args[0], ctx.out, opts.flag("quiet")))
+    return 0
+
+
 VERBS = {
     "images": Verb(IMAGES, cmd_images),
     "rmi": Verb(RMI, cmd_rmi),
     "import": Verb(IMPORT, cmd_import),
     "load": Verb(LOAD, cmd_load),
+    "pull": Verb(PULL, cmd_pull),
 }

@@ -46,6 +46,7 @@ VERB_MODULES: dict[str, tuple[str, str]] = {
     "rmi": ("images", "Remove one or more images"),
     "import": ("images", "Import the contents from a tarball to create a filesystem image"),
     "load": ("images", "Load an image from a tar archive or STDIN"),
+    "pull": ("images", "Download an image from a registry"),
     "version": ("system", "Show the pycontain version information"),
     "info": ("system", "Display system-wide information"),
 }

@@ -21,6 +21,14 @@ from pycontain.units import parse_bytes, parse_cpus
 __all__ = ["VERBS", "attach_and_wait", "container_body", "start_failure_code"]
 
 
+def pull_policy(text: str) -> str:
+    """``--pull``: when run/create pull the image (Docker's missing, always, never)."""
+    if text not in ("missing", "always", "never"):
+        raise InvalidArgument(f'invalid pull option: "{text}": must be one of "always", '
+                              '"missing" or "never"')
+    return text
+
+
 def _swap_bytes(text: str) -> int:
     return -1 if text == "-1" else parse_bytes(text)
 
@@ -43,6 +51,8 @@ _CONTAINER_FLAGS = (
          convert=to_int),
     Flag("pids-limit", kind=VALUE, help="Tune container pids limit (set -1 for unlimited)",
          metavar="int", convert=to_int),
+    Flag("pull", kind=VALUE, help='Pull image before running ("always", "missing", "never")',
+         convert=pull_policy),
 )
 
 RUN = Command(
@@ -136,14 +146,27 @@ def _create(ctx: Context, opts: Options, attach: bool) -> str | None:
         _usage_failure(ctx, exc.message)
         return None
     query = {"name": opts.text("name")} if opts.given("name") else None
+    policy = opts.text("pull", "missing")
+    if policy == "always":
+        _pull(ctx, opts.args[0])
     try:
         reply = ctx.client.request("POST", "/containers/create", query=query, body=body).json()
-    except NotFound:
+    except NotFound as exc:
+        if policy == "never" or not exc.message.startswith("No such image"):
+            raise
         ctx.error(f"Unable to find image '{_familiar(opts.args[0])}' locally")
-        raise
+        _pull(ctx, opts.args[0])
+        reply = ctx.client.request("POST", "/containers/create", query=query, body=body).json()
     for warning in reply.get("Warnings") or []:
         ctx.error(f"WARNING: {warning}")
     return str(reply["Id"])
+
+
+def _pull(ctx: Context, image: str) -> None:
+    """Pull for run/create: the progress goes to stderr, as Docker's does."""
+    from pycontain.cli.images import pull_image
+
+    pull_image(ctx, image, ctx.err)
 
 
 def _usage_failure(ctx: Context, message: str) -> None:

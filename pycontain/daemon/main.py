@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the API socket, unix:///PATH (default %(default)s)")
     parser.add_argument("--cgroup-parent", default="pycontain",
                         help="parent cgroup of every container (default %(default)s)")
+    parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                        help="a registry that may be pulled from over plain HTTP (repeatable; "
+                        "localhost and 127.0.0.1 always may)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
@@ -95,7 +98,8 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
             containers.load_all()
         except PycontainError as exc:
             sys.exit(f"pycontaind: {exc}")
-        api = Api(containers, images, args.data_root, args.cgroup_parent)
+        api = Api(containers, images, args.data_root, args.cgroup_parent,
+                  args.insecure_registry)
         http = HttpServer(api.router(), {
             "Api-Version": API_VERSION, "Server": "pycontaind", "Ostype": "linux",
             "Docker-Experimental": "false"})

@@ -6,14 +6,15 @@ and ignored).  No logic lives here beyond argument parsing and rendering.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycontain import __version__
 from pycontain.containers.manager import ContainerManager
@@ -24,6 +25,9 @@ from pycontain.daemon.http import Request, Response, Router
 from pycontain.errors import ImageInUse, InvalidArgument, NoSuchImage, PycontainError
 from pycontain.images import ImageStore, is_image_id
 
+if TYPE_CHECKING:
+    from pycontain.images.pull import Puller
+
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
 MAX_UPLOAD = 64 * 1024 * 1024 * 1024
@@ -32,11 +36,13 @@ _NAME_RE = r"(?P<name>[^/]+)"
 
 class Api:
     def __init__(self, containers: ContainerManager, images: ImageStore, data_root: Path,
-                 cgroup_parent: str) -> None:
+                 cgroup_parent: str, insecure_registries: Sequence[str] = ()) -> None:
         self.containers = containers
         self.images = images
         self.data_root = data_root
         self.cgroup_parent = cgroup_parent
+        self.insecure_registries = tuple(insecure_registries)
+        self._puller: Puller | None = None
 
     def router(self) -> Router:
         r = Router()
@@ -289,9 +295,7 @@ class Api:
     async def create_image(self, request: Request) -> Response:
         source = request.arg("fromSrc")
         if request.arg("fromImage"):
-            raise InvalidArgument(
-                "pulling images from a registry is not supported by this daemon yet; "
-                "use `pycontain load` or `pycontain import`")
+            return await self._pull(request)
         if source != "-":
             raise InvalidArgument("fromSrc must be \"-\" (the tarball in the request body)")
         repo, tag = request.arg("repo"), request.arg("tag")
@@ -304,6 +308,45 @@ class Api:
         finally:
             path.unlink(missing_ok=True)
         return _json_stream([{"status": image.id}])
+
+
+    async def _pull(self, request: Request) -> Response:
+        """``fromImage=NAME[&tag=TAG|DIGEST]``: Docker's JSON progress lines.  An error
+        before the first line is an HTTP error; later ones are an ``errorDetail`` line."""
+        from pycontain.images.pull import Puller, pull_and_clean
+        from pycontain.images.registry import Credentials
+
+        name, tag = request.arg("fromImage") or "", request.arg("tag")
+        if tag:
+            name += f"@{tag}" if tag.startswith("sha256:") else f":{tag}"
+        reference = Puller.reference(name)
+        credentials = Credentials.from_registry_auth(request.headers.get("x-registry-auth"))
+        if self._puller is None:
+            self._puller = Puller(self.images, self.insecure_registries)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        task = asyncio.create_task(pull_and_clean(self._puller, reference, queue.put_nowait,
+                                                  credentials))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        first = await queue.get()
+        if first is None:
+            await task  # an error before any progress: the reply is an HTTP error
+
+        async def stream() -> AsyncIterator[bytes]:
+            message = first
+            try:
+                while message is not None:
+                    yield json.dumps(message).encode() + b"\r\n"
+                    message = await queue.get()
+                error = task.exception()
+                if error is not None:
+                    text = (error.message if isinstance(error, PycontainError)
+                            else f"internal error: {error}")
+                    yield json.dumps({"errorDetail": {"message": text},
+                                      "error": text}).encode() + b"\r\n"
+            finally:
+                task.cancel()
+
+        return Response(stream=stream())
 
 
 def _json_stream(messages: list[dict[str, Any]]) -> Response:

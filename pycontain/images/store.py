@@ -15,6 +15,13 @@ it into place (a layer is one rename of its whole directory), writes the blobs a
 image records, and updates ``repositories.json`` last.  A failure before that point
 removes the staging dir and leaves the store as it was.  Layers are keyed by diff_id
 and shared between images; one that no image uses any more is removed with it.
+
+A pull (images/pull.py) commits each layer as soon as it is verified, so that two pulls
+can share it; while a pull runs its layers are *pinned* and no removal touches them.
+A layer that no image uses and no pull pins is garbage: it is removed when the pull
+fails, at the next ``rmi`` and at start-up.  ``repositories.json`` also maps digest
+references (``alpine@sha256:...``, the manifest a pull came from) to images; they are
+not tags, and go with the image's last tag.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,9 +83,11 @@ class ImageStore:
         self._repositories = root / "repositories.json"
         self._lock = threading.RLock()
         self._configs: dict[str, ConfigBlob] = {}
+        self._pins: Counter[str] = Counter()
         for directory in (root, self._blobs, self._layers, self._images, self.tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._remove_stale_staging()
+        self.remove_unused_layers()  # the verified layers of a pull cut off by a crash
 
     # -- queries ---------------------------------------------------------------
 
@@ -168,6 +178,83 @@ class ImageStore:
                     self._set_tags({tag: image_id})
         return self._image(image_id)
 
+    # -- pull: layers one by one, then the image -------------------------------
+
+    def has_layer(self, diff_id: str) -> bool:
+        """True when the layer ``sha256:<hex>`` is in the store, unpacked and complete."""
+        return self._has_layer(diff_id)
+
+    def find(self, reference: str) -> Image | None:
+        """The image a tag or digest reference (``alpine@sha256:...``) names, or None."""
+        with self._lock:
+            target = self._read_repositories().get(reference)
+            if target is None or target not in self._image_ids():
+                return None
+            return self._image(target)
+
+    @contextmanager
+    def pinned(self, diff_ids: Iterable[str]) -> Iterator[None]:
+        """Keep these layers from removal while a pull that needs them runs."""
+        pins = list(diff_ids)
+        with self._lock:
+            self._pins.update(pins)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pins.subtract(pins)
+                self._pins = +self._pins
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private scratch directory on the store's file system, removed at the end."""
+        with self._staging() as staging:
+            yield staging
+
+    def stage_layer(self, stream: IO[bytes], staging: Path, what: str) -> tuple[UnpackedLayer,
+                                                                               Path]:
+        """Unpack one layer stream into a new directory under ``staging``; return what was
+        measured and the directory, for ``commit_layer`` once it is verified.
+
+        Raises ``ImageArchiveError`` for a corrupt or hostile layer (``what`` names it).
+        """
+        return self._stage_layer(stream, staging, what)
+
+    def commit_layer(self, diff_id: str, layer_dir: Path) -> None:
+        """Move a staged and verified layer into the store (one rename; a layer already
+        there wins)."""
+        with self._lock:
+            self._commit_layers({diff_id: layer_dir})
+
+    def add_image(self, config_bytes: bytes, manifest_bytes: bytes,
+                  references: Sequence[str]) -> tuple[Image, bool]:
+        """Record a pulled image whose layers are all in the store and point each of
+        ``references`` (tags and digest references, familiar form) at it.
+
+        Returns the image and whether anything changed (a new image or a moved tag).
+        Raises ``ImageArchiveError`` for a bad config and ``PycontainError`` when a
+        layer is missing.
+        """
+        config = parse_config_blob(config_bytes)
+        image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+        with self._lock:
+            for diff_id in config.diff_ids:
+                if not self._has_layer(diff_id):
+                    raise PycontainError(f"add image {image_id}: layer {diff_id} is missing")
+            known = image_id in self._image_ids()
+            if not known:
+                self._commit_image(image_id, config_bytes, manifest_bytes)
+            moved = self.point(references, image_id)
+            return self._image(image_id), moved or not known
+
+    def point(self, references: Sequence[str], image_id: str) -> bool:
+        """Point tags and digest references at an image; True when a tag moved or is new."""
+        with self._lock:
+            repositories = self._read_repositories()
+            moved = any(repositories.get(r) != image_id for r in references if "@" not in r)
+            self._set_tags(dict.fromkeys(references, image_id))
+            return moved
+
     # -- removal ---------------------------------------------------------------
 
     def untag_or_remove(self, name_or_id: str, force: bool) -> builtins.list[dict[str, str]]:
@@ -193,6 +280,8 @@ class ImageStore:
                         "image is referenced in multiple repositories"
                     )
                 to_untag = tags
+            if all("@" in tag for tag in tags if tag not in to_untag):
+                to_untag += [tag for tag in tags if tag not in to_untag]  # digest references
             for tag in to_untag:
                 del repositories[tag]
             if to_untag:
@@ -205,9 +294,11 @@ class ImageStore:
             return records
 
     def remove_unused_layers(self) -> None:
-        """Remove every layer no image refers to (each disappears with one rename)."""
+        """Remove every layer no image refers to and no pull pins (each disappears with
+        one rename)."""
         with self._lock:
             used = {d.removeprefix("sha256:") for i in self._image_ids() for d in self._diff_ids(i)}
+            used.update(d.removeprefix("sha256:") for d in self._pins)
             for entry in os.listdir(self._layers):
                 if _HEX64.fullmatch(entry) and entry not in used:
                     self._discard(self._layers / entry)

@@ -69,6 +69,17 @@ _XZ_MAGIC: Final = b"\xfd7zXZ\x00"
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 
 
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    try:
+        import zstandard
+    except ImportError:
+        return ()
+    return (zstandard.ZstdError,)
+
+
+_ZSTD_ERRORS: Final = _zstd_errors()
+
+
 @dataclass(frozen=True)
 class UnpackedLayer:
     """What unpacking measured: the diff_id (``sha256:<hex>`` of the uncompressed tar),
@@ -120,13 +131,14 @@ def _drain(stream: _Readable) -> None:
 @contextmanager
 def _decompressed(raw: IO[bytes], what: str) -> Iterator[tuple[_HashingReader, _Readable]]:
     """Yield a hashing reader over ``raw`` and the stream decompressed from it: gzip,
-    bzip2 and xz are detected by their magic bytes, anything else is a plain tar.
+    bzip2, xz and zstd are detected by their magic bytes, anything else is a plain tar.
 
-    Raises ``ImageArchiveError`` for zstd, which is not supported.
+    ``raw`` is read once, front to back (it may be a network stream): the magic bytes
+    are peeked at through the buffer.  Raises ``ImageArchiveError`` for zstd when the
+    ``zstandard`` module is missing.
     """
-    magic = raw.read(6)
-    raw.seek(0)
     hasher, blob = _hashing(raw)
+    magic = blob.peek(len(_XZ_MAGIC))
     if magic.startswith(_GZIP_MAGIC):
         with gzip.GzipFile(fileobj=blob, mode="rb") as stream:
             yield hasher, stream
@@ -137,14 +149,21 @@ def _decompressed(raw: IO[bytes], what: str) -> Iterator[tuple[_HashingReader, _
         with lzma.LZMAFile(blob) as stream:
             yield hasher, stream
     elif magic.startswith(_ZSTD_MAGIC):
-        raise ImageArchiveError(f"{what}: zstd-compressed layers are not supported")
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise ImageArchiveError(
+                f"{what}: zstd-compressed layer, and the zstandard module is missing") from exc
+        decompressor = zstandard.ZstdDecompressor()
+        with decompressor.stream_reader(blob, read_across_frames=True) as stream:
+            yield hasher, stream
     else:
         yield hasher, blob
 
 
 def unpack_layer(raw: IO[bytes], dest: Path, what: str) -> UnpackedLayer:
-    """Extract the layer tar ``raw`` (seekable; plain, gzip, bzip2 or xz) into the empty
-    directory ``dest``.
+    """Extract the layer tar ``raw`` (plain, gzip, bzip2, xz or zstd; read once, front to
+    back, so a network stream will do) into the empty directory ``dest``.
 
     ``what`` names the layer in error messages.  Raises ``ImageArchiveError`` for a
     corrupt, truncated or hostile layer (the message names the entry), and
@@ -162,6 +181,8 @@ def unpack_layer(raw: IO[bytes], dest: Path, what: str) -> UnpackedLayer:
         raise ImageArchiveError(f"{what}: corrupt layer: {exc}") from exc
     except gzip.BadGzipFile as exc:
         raise ImageArchiveError(f"{what}: corrupt gzip stream: {exc}") from exc
+    except _ZSTD_ERRORS as exc:
+        raise ImageArchiveError(f"{what}: corrupt zstd stream: {exc}") from exc
     return UnpackedLayer(tar_hasher.digest(), blob_hasher.digest(), size)
 
 

@@ -263,11 +263,19 @@ def test_run_unknown_image(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str
     def missing(_: dict[str, Any]) -> Any:
         raise NotFound("No such image: nosuch:latest")
 
+    def unknown(_: dict[str, Any]) -> Any:
+        raise NotFound("manifest for nosuch:latest not found: manifest unknown")
+
     daemon.on("POST", "/containers/create", missing)
+    daemon.on("POST", "/images/create", unknown)
     code, out, err = run_cli(capsys, "run", "nosuch")
     assert (code, out) == (125, "")
     assert err == ("Unable to find image 'nosuch:latest' locally\n"
-                   "pycontain: Error response from daemon: No such image: nosuch:latest\n")
+                   "pycontain: Error response from daemon: manifest for nosuch:latest not found: "
+                   "manifest unknown\n")
+    code, out, err = run_cli(capsys, "run", "--pull", "never", "nosuch")
+    assert (code, err) == (125, "pycontain: Error response from daemon: No such image: "
+                           "nosuch:latest\n")
 
 
 def test_run_name_in_use(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:

@@ -220,9 +220,18 @@ def test_corrupt_gzip_is_refused(layer_root: Path) -> None:
         unpack_layer(io.BytesIO(bytes(data)), layer_root, "test layer")
 
 
-def test_zstd_is_refused_clearly(layer_root: Path) -> None:
-    with pytest.raises(ImageArchiveError, match="zstd"):
-        unpack_layer(io.BytesIO(b"\x28\xb5\x2f\xfd" + b"\0" * 100), layer_root, "test layer")
+def test_zstd_layers_unpack_and_corrupt_ones_are_refused(layer_root: Path) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    tar = layer_tar([file("a", b"zstd!" * 1000)])
+    blob = zstandard.ZstdCompressor().compress(tar)
+    unpacked = unpack_layer(io.BytesIO(blob), layer_root, "zstd layer")
+    assert (layer_root / "a").read_bytes() == b"zstd!" * 1000
+    assert (unpacked.diff_id, unpacked.blob_digest) == (sha256(tar), sha256(blob))
+    corrupt = bytearray(blob)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    with pytest.raises(ImageArchiveError, match="test layer"):
+        (layer_root / "again").mkdir()
+        unpack_layer(io.BytesIO(bytes(corrupt)), layer_root / "again", "test layer")
 
 
 def test_long_names_work(layer_root: Path) -> None:
