@@ -33,6 +33,17 @@ def _swap_bytes(text: str) -> int:
     return -1 if text == "-1" else parse_bytes(text)
 
 
+def restart_policy(text: str) -> dict[str, Any]:
+    """``on-failure:3`` -> {"Name": "on-failure", "MaximumRetryCount": 3} (Docker's shape)."""
+    name, sep, count = text.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise InvalidArgument(f"invalid restart policy {name}")
+    if sep and name != "on-failure":
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+    if sep and not count.isdigit():
+        raise InvalidArgument(f"maximum retry count must be an integer: {count}")
+    return {"Name": name, "MaximumRetryCount": int(count) if sep else 0}
+
 _CONTAINER_FLAGS = (
     Flag("rm", help="Automatically remove the container when it exits"),
     Flag("name", kind=VALUE, help="Assign a name to the container"),
@@ -53,7 +64,17 @@ _CONTAINER_FLAGS = (
          metavar="int", convert=to_int),
     Flag("pull", kind=VALUE, help='Pull image before running ("always", "missing", "never")',
          convert=pull_policy),
+    Flag("restart", kind=VALUE, help='Restart policy to apply when a container exits '
+         '(no, on-failure[:max-retries], always, unless-stopped) (default "no")',
+         convert=restart_policy),
+    Flag("cap-add", kind=LIST, help="Add Linux capabilities", metavar="list"),
+    Flag("cap-drop", kind=LIST, help="Drop Linux capabilities", metavar="list"),
+    Flag("privileged", help="Give extended privileges to this container"),
+    Flag("security-opt", kind=LIST, help="Security Options", metavar="list"),
+    Flag("read-only", help="Mount the container's root filesystem as read only"),
+    Flag("tmpfs", kind=LIST, help="Mount a tmpfs directory", metavar="list"),
 )
+
 
 RUN = Command(
     "run", "IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
@@ -121,11 +142,45 @@ def container_body(opts: Options, attach: bool) -> dict[str, Any]:
     host: dict[str, Any] = {"AutoRemove": opts.flag("rm"), "Binds": opts.texts("volume")}
     for flag, key in (("memory", "Memory"), ("memory-swap", "MemorySwap"),
                       ("cpus", "NanoCpus"), ("cpu-shares", "CpuShares"),
-                      ("pids-limit", "PidsLimit")):
+                      ("pids-limit", "PidsLimit"), ("restart", "RestartPolicy")):
         if opts.given(flag):
             host[key] = opts.value(flag)
+    host.update(_security_host_config(opts))
     body["HostConfig"] = host
     return body
+
+
+def _security_host_config(opts: Options) -> dict[str, Any]:
+    """CapAdd, CapDrop, Privileged, SecurityOpt, ReadonlyRootfs, Tmpfs, as Docker's CLI sends them.
+
+    ``--security-opt seccomp=FILE`` sends the file's content, as Docker's does (the daemon
+    cannot read the client's files).  Raises OSError for an unreadable profile.
+    """
+    host: dict[str, Any] = {}
+    for flag, key in (("cap-add", "CapAdd"), ("cap-drop", "CapDrop")):
+        if opts.given(flag):
+            host[key] = opts.texts(flag)
+    if opts.flag("privileged"):
+        host["Privileged"] = True
+    if opts.flag("read-only"):
+        host["ReadonlyRootfs"] = True
+    options = []
+    for entry in opts.texts("security-opt"):
+        key, sep, value = entry.partition("=")
+        if key == "seccomp" and sep and value not in ("unconfined", ""):
+            with open(value, encoding="utf-8") as profile:
+                entry = f"seccomp={profile.read()}"
+        options.append(entry)
+    if options:
+        host["SecurityOpt"] = options
+    if opts.given("tmpfs"):
+        host["Tmpfs"] = dict(_tmpfs_entry(entry) for entry in opts.texts("tmpfs"))
+    return host
+
+
+def _tmpfs_entry(entry: str) -> tuple[str, str]:
+    target, _, options = entry.partition(":")
+    return target, options
 
 
 def _familiar(image: str) -> str:

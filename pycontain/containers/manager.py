@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 
 from pycontain.cgroups.base import CgroupManager, Resources
 from pycontain.containers import logs
+from pycontain.containers.events import EventLog
 from pycontain.containers.names import generate_name, validate_name
 from pycontain.containers.record import (
     ContainerConfig,
@@ -46,10 +47,13 @@ from pycontain.errors import (
     NotModified,
     PycontainError,
 )
+from pycontain.faults import fault_point
 from pycontain.images import Image, ImageStore
+from pycontain.runtime import syscalls
 from pycontain.runtime.shim import read_exit_record
 from pycontain.runtime.spawner import ForkServer
 from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec
+from pycontain.security import policy as security_policy
 
 log = logging.getLogger("pycontain.containers")
 
@@ -88,6 +92,9 @@ class ContainerManager:
         self._start_waiters: dict[str, list[asyncio.Event]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._watchers: set[asyncio.Task[None]] = set()
+        self._restarts: dict[str, asyncio.Task[None]] = {}
+        self.broken: dict[str, str] = {}  # id -> why its record could not be read
+        self.events = EventLog()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_root.mkdir(parents=True, exist_ok=True)
 
@@ -133,6 +140,9 @@ class ContainerManager:
     def _save(self, record: ContainerRecord) -> None:
         record.save(self._container_dir(record.id))
 
+    def _emit(self, action: str, record: ContainerRecord, **attributes: str) -> None:
+        self.events.emit(action, record.id, record.name, record.config.image, **attributes)
+
     # ------------------------------------------------------------------ create
 
     def create(self, config: ContainerConfig, host_config: HostConfig,
@@ -175,17 +185,24 @@ class ContainerManager:
             config=merged, host_config=host_config, path=path, args=tuple(args))
         directory = self._container_dir(container_id)
         try:
+            fault_point("create:validated")
             directory.mkdir(parents=True, mode=0o700)
             # The overlay's root takes the upperdir's mode: it is the container's "/".
             for sub, mode in (("upper", 0o755), ("work", 0o700), ("merged", 0o755)):
                 (directory / sub).mkdir(mode=mode)
                 os.chmod(directory / sub, mode)  # regardless of the umask
             self.log_path(record).touch(mode=0o640)
+            fault_point("create:directories")
             self._save(record)
+            fault_point("create:saved")
         except OSError as exc:
             shutil.rmtree(directory, ignore_errors=True)
             raise PycontainError(f"create container directory {directory}: {exc}") from exc
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         self.records[container_id] = record
+        self._emit("create", record)
         return record
 
     # ------------------------------------------------------------------ start
@@ -198,7 +215,8 @@ class ContainerManager:
 
     def _spec(self, record: ContainerRecord, image: Image) -> ContainerSpec:
         directory = self._container_dir(record.id)
-        binds = tuple(BindMount(*parse_bind(b)) for b in record.host_config.binds)
+        hc = record.host_config
+        binds = tuple(BindMount(*parse_bind(b)) for b in hc.binds)
         return ContainerSpec(
             id=record.id,
             hostname=record.config.hostname,
@@ -212,6 +230,9 @@ class ContainerManager:
             state_dir=str(self._state_dir(record.id)),
             cgroup_join_files=tuple(self.cgroups.join_files(record.id)),
             binds=binds,
+            tmpfs=security_policy.tmpfs_specs(hc.tmpfs),
+            security=security_policy.security_spec(hc.cap_add, hc.cap_drop, hc.privileged,
+                                                   hc.security_opt, hc.readonly_rootfs),
         )
 
     async def start(self, ref: str) -> None:
@@ -223,16 +244,29 @@ class ContainerManager:
             await self._start_locked(record)
 
     async def _start_locked(self, record: ContainerRecord) -> None:
+        """Start the container; on any failure, nothing of this start is left behind.
+
+        The fault points mark the steps the rollback tests break.
+        """
         image = self.images.get(record.image_id)
         state_dir = self._state_dir(record.id)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.cgroups.create(record.id, self._resources(record))
+        message: dict[str, Any] = {}
+        writer: asyncio.StreamWriter | None = None
         try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fault_point("start:state-dir")
+            self.cgroups.create(record.id, self._resources(record))
+            fault_point("start:cgroup")
             control = self.spawner.spawn(self._spec(record, image))
             reader, writer = await asyncio.open_unix_connection(sock=control)
-            line = await asyncio.wait_for(reader.readline(), START_TIMEOUT)
-            message = _parse_event(line)
+            message = _parse_event(await asyncio.wait_for(reader.readline(), START_TIMEOUT))
+            fault_point("start:spawned")
         except BaseException:
+            if writer is not None:
+                writer.close()
+            if message.get("event") == "started":  # the process runs: it must not outlive us
+                with contextlib.suppress(OSError):
+                    os.kill(int(message["pid"]), signal.SIGKILL)
             self._release_resources(record.id)
             raise
         if message.get("event") != "started":
@@ -242,8 +276,11 @@ class ContainerManager:
             code = int(message.get("exit_code") or 125)
             record.state.exit_code = code
             record.state.error = error
+            if record.state.status is Status.RESTARTING:
+                record.state.status = Status.EXITED
             self._save(record)
             self._wake_start_waiters(record.id)
+            self._stopped_event(record.id).set()
             if record.host_config.auto_remove:
                 self._track(asyncio.get_running_loop().create_task(self._auto_remove(record)))
             raise ContainerStartError(f"failed to create task for container: {error}", code)
@@ -256,12 +293,14 @@ class ContainerManager:
         state.exit_code = 0
         state.error = ""
         state.oom_killed = False
+        state.stopped_by_user = False
         record.namespaces = _read_namespaces(state.pid)
         self._save(record)
         stopped = self._stopped.get(record.id)
         if stopped is None or stopped.is_set():  # keep the event a waiter already holds
             self._stopped[record.id] = asyncio.Event()
         self._wake_start_waiters(record.id)
+        self._emit("start", record)
         self._track(asyncio.get_running_loop().create_task(self._watch(record, reader, writer)))
 
     async def _watch(self, record: ContainerRecord, reader: asyncio.StreamReader,
@@ -294,6 +333,10 @@ class ContainerManager:
         await self._on_exit(record, None)
 
     async def _on_exit(self, record: ContainerRecord, exit_record: dict[str, Any] | None) -> None:
+        """The container's process is gone: record how, release its resources, apply its
+        restart policy or AutoRemove.  Without an exit status from the shim (the shim was
+        killed) the container is ``dead``; releasing its cgroup kills anything left in it.
+        """
         if exit_record is None:
             exit_record = read_exit_record(str(self._state_dir(record.id)))
         state = record.state
@@ -301,23 +344,84 @@ class ContainerManager:
             state.oom_killed = self.cgroups.oom_kill_count(record.id) > 0
         except PycontainError:
             state.oom_killed = False
-        state.status = transition(record.name, state.status, Action.EXIT)
         state.pid = 0
         state.shim_pid = 0
         if exit_record is None:
+            state.status = transition(record.name, state.status, Action.LOSE)
             state.exit_code = UNKNOWN_EXIT_CODE
             state.finished_at = time.time_ns()
+            state.error = "the container's shim died: its exit status is unknown"
         else:
+            state.status = transition(record.name, state.status, Action.EXIT)
             state.exit_code = int(exit_record.get("exit_code", UNKNOWN_EXIT_CODE))
             state.finished_at = int(exit_record.get("finished_at") or time.time_ns())
         if state.oom_killed and state.exit_code == 0:
             state.exit_code = 137
         self._release_resources(record.id)
+        if state.oom_killed:
+            self._emit("oom", record)
+        self._emit("die", record, exitCode=str(state.exit_code))
+        restart_delay = self._restart_delay(record)
+        if restart_delay is not None:
+            state.status = transition(record.name, state.status, Action.SCHEDULE_RESTART)
         if record.id in self.records:
             self._save(record)
         self._stopped_event(record.id).set()
+        if restart_delay is not None:
+            self._restarts[record.id] = asyncio.get_running_loop().create_task(
+                self._restart_later(record, restart_delay))
+            return
         if record.host_config.auto_remove:
             await self._auto_remove(record)
+
+    def _restart_delay(self, record: ContainerRecord) -> float | None:
+        """Seconds before the restart policy starts the container again, or None.
+
+        Docker's backoff: 100 ms, doubled for each restart in a row, reset when the
+        container ran for at least 10 s; at most 1 minute.
+        """
+        hc, state = record.host_config, record.state
+        if state.stopped_by_user or state.status is not Status.EXITED:
+            return None
+        if hc.restart_policy == "on-failure":
+            if state.exit_code == 0:
+                return None
+            if hc.restart_max_retries and state.restart_count >= hc.restart_max_retries:
+                return None
+        elif hc.restart_policy not in ("always", "unless-stopped"):
+            return None
+        if state.finished_at - state.started_at >= 10 * 1_000_000_000:
+            state.restart_count = 0
+        return float(min(0.1 * 2 ** state.restart_count, 60.0))
+
+    async def _restart_later(self, record: ContainerRecord, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            return
+        finally:
+            self._restarts.pop(record.id, None)
+        async with self._lock(record.id):
+            if record.state.status is not Status.RESTARTING or record.id not in self.records:
+                return
+            record.state.restart_count += 1
+            try:
+                await self._start_locked(record)
+            except PycontainError as exc:
+                log.warning("restart of %s failed: %s", record.short_id, exc)
+                return
+            self._emit("restart", record)
+
+    def _cancel_restart(self, record: ContainerRecord) -> None:
+        """A stop, kill or rm of a restarting container: it stays down."""
+        task = self._restarts.pop(record.id, None)
+        if task is not None:
+            task.cancel()
+        if record.state.status is Status.RESTARTING:
+            record.state.status = transition(record.name, record.state.status,
+                                             Action.CANCEL_RESTART)
+            self._save(record)
+        self._stopped_event(record.id).set()
 
     async def _auto_remove(self, record: ContainerRecord) -> None:
         if record.id not in self.records:
@@ -348,7 +452,12 @@ class ContainerManager:
     async def kill(self, ref: str, signal_value: str | int | None = None) -> None:
         record = self.resolve(ref)
         sig = parse_signal(signal_value)
+        if record.state.status is Status.RESTARTING:
+            self._cancel_restart(record)
+            return
         transition(record.name, record.state.status, Action.KILL)
+        record.state.stopped_by_user = True
+        self._emit("kill", record, signal=str(sig))
         self._deliver(record, sig)
         if record.state.status is Status.PAUSED and sig == signal.SIGKILL:
             with contextlib.suppress(PycontainError):
@@ -356,32 +465,40 @@ class ContainerManager:
 
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         record = self.resolve(ref)
+        if record.state.status is Status.RESTARTING:
+            self._cancel_restart(record)
+            self._emit("stop", record)
+            return
         if record.state.status not in (Status.RUNNING, Status.PAUSED):
             raise NotModified("container already stopped")
         await self._stop_record(record, 10 if timeout is None else timeout)
 
     async def _stop_record(self, record: ContainerRecord, timeout: float) -> None:
         stopped = self._stopped_event(record.id)
+        record.state.stopped_by_user = True
         if record.state.status is Status.PAUSED:
             with contextlib.suppress(PycontainError):
                 self.cgroups.thaw(record.id)
             record.state.status = Status.RUNNING
-        if timeout < 0:  # Docker: -1 waits forever
-            self._deliver(record, signal.SIGTERM)
-            await stopped.wait()
-            return
         self._deliver(record, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(stopped.wait(), timeout)
-        except TimeoutError:
-            self._deliver(record, signal.SIGKILL)
+        if timeout < 0:  # Docker: -1 waits forever
             await stopped.wait()
+        else:
+            try:
+                await asyncio.wait_for(stopped.wait(), timeout)
+            except TimeoutError:
+                self._deliver(record, signal.SIGKILL)
+                await stopped.wait()
+        self._emit("stop", record)
 
     async def restart(self, ref: str, timeout: float | None = None) -> None:
         record = self.resolve(ref)
+        if record.state.status is Status.RESTARTING:
+            self._cancel_restart(record)
         if record.state.status in (Status.RUNNING, Status.PAUSED):
             await self._stop_record(record, 10 if timeout is None else timeout)
         await self.start(record.id)
+        self._emit("restart", record)
 
     def pause(self, ref: str) -> None:
         record = self.resolve(ref)
@@ -392,6 +509,7 @@ class ContainerManager:
             record.state.status = Status.RUNNING
             raise
         self._save(record)
+        self._emit("pause", record)
 
     def unpause(self, ref: str) -> None:
         record = self.resolve(ref)
@@ -399,6 +517,7 @@ class ContainerManager:
         self.cgroups.thaw(record.id)
         record.state.status = new_status
         self._save(record)
+        self._emit("unpause", record)
 
     def wait(self, ref: str, condition: str = "not-running") -> Awaitable[int]:
         """Register a waiter now (so that a start that follows cannot be missed); await it later.
@@ -427,7 +546,16 @@ class ContainerManager:
     # ------------------------------------------------------------------ remove
 
     async def remove(self, ref: str, force: bool = False) -> None:
-        record = self.resolve(ref)
+        """Remove a container and everything it owns.  A record that could not be read at
+        startup (``broken``) is removed by ``rm -f`` with its full or prefix id."""
+        try:
+            record = self.resolve(ref)
+        except NoSuchContainer:
+            if force and self._remove_broken(ref):
+                return
+            raise
+        if force and record.state.status is Status.RESTARTING:
+            self._cancel_restart(record)
         if force and record.state.status in (Status.RUNNING, Status.PAUSED):
             await self.kill(record.id, signal.SIGKILL)
             await self._stopped_event(record.id).wait()
@@ -444,6 +572,18 @@ class ContainerManager:
             if removed is not None:
                 removed.set()
             self._wake_start_waiters(record.id)
+            self._emit("destroy", record)
+
+    def _remove_broken(self, ref: str) -> bool:
+        matches = [cid for cid in self.broken if cid.startswith(ref)]
+        if len(matches) != 1:
+            return False
+        container_id = matches[0]
+        self._release_resources(container_id)
+        shutil.rmtree(self._container_dir(container_id), ignore_errors=True)
+        del self.broken[container_id]
+        log.info("removed the unreadable record of container %s", container_id[:12])
+        return True
 
     # ------------------------------------------------------------------ logs, top
 
@@ -489,6 +629,15 @@ class ContainerManager:
 
         return stream()
 
+    def writable_size(self, container_id: str) -> int:
+        """Bytes in the container's own writable layer (its overlay upperdir)."""
+        total = 0
+        for root, _, files in os.walk(self._container_dir(container_id) / "upper"):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_size
+        return total
+
     def top(self, ref: str) -> dict[str, Any]:
         import psutil
 
@@ -527,15 +676,26 @@ class ContainerManager:
             try:
                 record = ContainerRecord.load(directory)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("skipping unreadable container record %s: %s", directory, exc)
+                log.error("skipping unreadable container record %s (remove it with "
+                          "`pycontain rm -f %s`): %s", directory, directory.name[:12], exc)
+                self.broken[directory.name] = str(exc)
                 continue
             self.records[record.id] = record
-        known = set(self.records)
+        for mount_point in _mounts_under(self.dir):
+            log.info("unmounting stale mount %s", mount_point)
+            with contextlib.suppress(OSError):
+                syscalls.umount(mount_point, syscalls.MNT_DETACH)
+        known = set(self.records) | set(self.broken)
         for orphan in set(self.cgroups.list_ids()) - known:
             log.info("removing orphaned cgroup %s", orphan)
             self._release_resources(orphan)
         loop = asyncio.get_running_loop()
         for record in list(self.records.values()):
+            policy = record.host_config.restart_policy
+            if record.state.status is Status.RESTARTING or (
+                    record.state.status is Status.EXITED and policy == "always"):
+                record.state.status = Status.RESTARTING  # Docker restarts these at startup
+                self._restarts[record.id] = loop.create_task(self._restart_later(record, 0))
             if record.state.status not in (Status.RUNNING, Status.PAUSED):
                 continue
             pidfd = _open_shim(record)
@@ -550,9 +710,10 @@ class ContainerManager:
         task.add_done_callback(self._watchers.discard)
 
     async def shutdown(self) -> None:
-        for task in list(self._watchers):
+        tasks = [*self._watchers, *self._restarts.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._watchers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdout: bool,
@@ -595,6 +756,19 @@ def _open_shim(record: ContainerRecord) -> int | None:
         os.close(pidfd)  # the pid was reused by something that is not our shim
         return None
     return pidfd
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points below ``directory`` in this mount namespace, deepest first.
+
+    pycontain mounts a container's overlay only inside the container's own mount
+    namespace, so any mount found here was left by something else (a crash of an
+    older version, or a person) and is in the way.
+    """
+    prefix = str(directory) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
 def _read_namespaces(pid: int) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 from pycontain.containers.state import Status
 from pycontain.errors import InvalidArgument
 from pycontain.fsutil import atomic_write_json
+from pycontain.security import policy as security_policy
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class HostConfig:
     pids_limit: int = 0
     binds: tuple[str, ...] = ()
     auto_remove: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    security_opt: tuple[str, ...] = ()
+    readonly_rootfs: bool = False
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    restart_policy: str = "no"       # no | on-failure | always | unless-stopped
+    restart_max_retries: int = 0     # on-failure's limit; 0 = no limit
 
 
 @dataclass
@@ -50,6 +59,8 @@ class ContainerState:
     oom_killed: bool = False
     started_at: int = 0      # ns since the epoch; 0 = never
     finished_at: int = 0
+    restart_count: int = 0
+    stopped_by_user: bool = False  # an explicit stop/kill: restart policies stand down
 
 
 @dataclass
@@ -87,7 +98,8 @@ class ContainerRecord:
                 config[key] = tuple(config[key])
         config["env"] = tuple(config["env"])
         host = raw.pop("host_config")
-        host["binds"] = tuple(host["binds"])
+        for key in ("binds", "cap_add", "cap_drop", "security_opt"):
+            host[key] = tuple(host.get(key, ()))
         state = raw.pop("state")
         state["status"] = Status(state["status"])
         return cls(config=ContainerConfig(**config), host_config=HostConfig(**host),
@@ -148,6 +160,9 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         user=body.get("User") or "",
         labels={str(k): str(v) for k, v in labels.items()},
     )
+    policy, max_retries = _restart_policy(host.get("RestartPolicy"))
+    if policy != "no" and host.get("AutoRemove"):
+        raise InvalidArgument("Conflicting options: RestartPolicy and AutoRemove")
     binds = _str_list(host, "Binds") or ()
     for bind in binds:
         parse_bind(bind)
@@ -159,8 +174,51 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         pids_limit=_int(host, "PidsLimit"),
         binds=binds,
         auto_remove=bool(host.get("AutoRemove")),
+        **_security_fields(host),
+        restart_policy=policy,
+        restart_max_retries=max_retries,
     )
     return config, host_config
+
+
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+def _restart_policy(raw: Any) -> tuple[str, int]:
+    """HostConfig.RestartPolicy {"Name": ..., "MaximumRetryCount": n} -> (name, n)."""
+    if not raw:
+        return "no", 0
+    if not isinstance(raw, dict):
+        raise InvalidArgument("HostConfig.RestartPolicy must be an object")
+    name = raw.get("Name") or "no"
+    retries = raw.get("MaximumRetryCount") or 0
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    if not isinstance(retries, int) or retries < 0:
+        raise InvalidArgument("maximum retry count cannot be negative")
+    if retries and name != "on-failure":
+        raise InvalidArgument(
+            f"maximum retry count cannot be used with restart policy '{name}'")
+    return name, retries
+
+
+def _security_fields(host: dict[str, Any]) -> dict[str, Any]:
+    """CapAdd, CapDrop, Privileged, SecurityOpt, ReadonlyRootfs, Tmpfs: checked, as fields."""
+    tmpfs = host.get("Tmpfs") or {}
+    if not isinstance(tmpfs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tmpfs.items()):
+        raise InvalidArgument("HostConfig.Tmpfs must be an object of mount point: options")
+    for key in ("Privileged", "ReadonlyRootfs"):
+        if not isinstance(host.get(key) or False, bool):
+            raise InvalidArgument(f"HostConfig.{key} must be a boolean")
+    cap_add = _str_list(host, "CapAdd") or ()
+    cap_drop = _str_list(host, "CapDrop") or ()
+    privileged = bool(host.get("Privileged"))
+    security_opt = _str_list(host, "SecurityOpt") or ()
+    security_policy.validate(cap_add, cap_drop, privileged, security_opt, tmpfs)
+    return {"cap_add": cap_add, "cap_drop": cap_drop, "privileged": privileged,
+            "security_opt": security_opt, "readonly_rootfs": bool(host.get("ReadonlyRootfs")),
+            "tmpfs": dict(tmpfs)}
 
 
 def parse_bind(bind: str) -> tuple[str, str, bool]:

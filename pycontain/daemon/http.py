@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -141,14 +142,25 @@ def error_response(exc: PycontainError) -> Response:
     return Response.json({"message": exc.message}, exc.http_status)
 
 
+Authorizer = Callable[[socket.socket], str | None]
+
+
 class HttpServer:
-    def __init__(self, router: Router, default_headers: dict[str, str]) -> None:
+    """``authorize`` sees each new connection's socket and returns None to serve it, or
+    the reason to refuse it: every request on it is answered 403 with that message."""
+
+    def __init__(self, router: Router, default_headers: dict[str, str],
+                 authorize: Authorizer | None = None) -> None:
         self.router = router
         self.default_headers = default_headers
+        self.authorize = authorize
 
     async def handle_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        refusal = None
+        if self.authorize is not None:
+            refusal = self.authorize(writer.get_extra_info("socket"))
 
         async def receive() -> h11.Event:
             while True:
@@ -166,6 +178,10 @@ class HttpServer:
                 if not isinstance(event, h11.Request):
                     break
                 request = Request(conn, event, receive)
+                if refusal is not None:
+                    await self._send(conn, writer, request,
+                                     Response.json({"message": refusal}, 403))
+                    break
                 response = await self._respond(request)
                 await self._send(conn, writer, request, response)
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:

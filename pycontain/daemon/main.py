@@ -13,7 +13,9 @@ import fcntl
 import grp
 import logging
 import os
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pycontain.runtime.spawner import ForkServer
@@ -31,6 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the API socket, unix:///PATH (default %(default)s)")
     parser.add_argument("--cgroup-parent", default="pycontain",
                         help="parent cgroup of every container (default %(default)s)")
+    parser.add_argument("-G", "--group", default="pycontain",
+                        help="group (name or gid) that owns the API socket and may use it; "
+                        "membership equals root (default %(default)s)")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                         help="a registry that may be pulled from over plain HTTP (repeatable; "
                         "localhost and 127.0.0.1 always may)")
@@ -74,6 +79,7 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
     import asyncio
     import signal
 
+    from pycontain import faults
     from pycontain.cgroups import open_cgroup_manager
     from pycontain.containers.manager import ContainerManager
     from pycontain.daemon.http import HttpServer
@@ -81,6 +87,7 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
     from pycontain.errors import PycontainError
     from pycontain.images import ImageStore
 
+    faults.enable_from_environment()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     socket_path = Path(args.host[len("unix://"):])
@@ -100,13 +107,11 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
             sys.exit(f"pycontaind: {exc}")
         api = Api(containers, images, args.data_root, args.cgroup_parent,
                   args.insecure_registry)
+        listener, gid, group = _bind_api_socket(socket_path, args.group)
         http = HttpServer(api.router(), {
             "Api-Version": API_VERSION, "Server": "pycontaind", "Ostype": "linux",
-            "Docker-Experimental": "false"})
-        socket_path.parent.mkdir(parents=True, exist_ok=True)
-        socket_path.unlink(missing_ok=True)
-        server = await asyncio.start_unix_server(http.handle_connection, path=str(socket_path))
-        _set_socket_permissions(socket_path)
+            "Docker-Experimental": "false"}, authorize=_socket_access(gid, group))
+        server = await asyncio.start_unix_server(http.handle_connection, sock=listener)
         log.info("pycontaind listening on unix://%s (cgroup v%s, data root %s)",
                  socket_path, cgroups.version, args.data_root)
         stop = asyncio.Event()
@@ -123,13 +128,50 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
     asyncio.run(run())
 
 
-def _set_socket_permissions(path: Path) -> None:
-    os.chmod(path, 0o660)
+def _bind_api_socket(path: Path, group: str) -> tuple[socket.socket, int, str]:
+    """The API socket, bound 0600 root:root (umask) and only then given to the group (0660).
+
+    Its mode is never wider than the final one, and it listens only once that is set.
+    Without the group (``--group`` names none that exists) it stays root:root 0660.
+    """
     try:
-        gid = grp.getgrnam("pycontain").gr_gid
+        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
     except KeyError:
-        return
+        log.info("group %s does not exist: the API socket is root's only", group)
+        gid, group = 0, "root"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        sys.exit(f"pycontaind: bind the API socket {path}: {exc.strerror}")
+    finally:
+        os.umask(previous)
     os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+    return sock, gid, group
+
+
+def _socket_access(gid: int, group: str) -> Callable[[socket.socket], str | None]:
+    """SO_PEERCRED on every connection: root and members of the socket's group only."""
+    from pycontain.security.peer import access_refusal, peer_credentials
+
+    def authorize(sock: socket.socket) -> str | None:
+        try:
+            peer = peer_credentials(sock)
+        except OSError as exc:
+            log.warning("API connection refused: cannot read its peer credentials: %s", exc)
+            return "permission denied: the daemon cannot tell who is connecting"
+        refusal = access_refusal(peer, gid, group)
+        if refusal is not None:
+            log.warning("API connection refused: pid %d uid %d gid %d: not root nor in group %s",
+                        peer.pid, peer.uid, peer.gid, group)
+        return refusal
+
+    return authorize
 
 
 if __name__ == "__main__":

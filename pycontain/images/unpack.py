@@ -359,6 +359,8 @@ class _LayerWriter:
         hidden = base[len(WHITEOUT_PREFIX) :]
         if not hidden:
             raise self.refuse(member.name, "whiteout without a name")
+        if hidden in (".", ".."):  # would remove the directory itself, or its parent
+            raise self.refuse(member.name, f"whiteout of {hidden!r}")
         path = parent / hidden
         self.remove_existing(path, keep_directory=False)
         os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))

@@ -7,9 +7,16 @@ as one JSON line ``{"message": ..., "exit_code": ...}``.
 
 Order of work:
 
-    join cgroup -> unshare(NS|UTS|IPC|NET) -> / made rprivate -> overlay on rootfs
-    -> binds -> /proc /dev /dev/pts /dev/shm /dev/mqueue /sys -> pivot_root
-    -> hostname, lo up -> user, cwd, env -> default signals -> close fds -> execve
+    close inherited fds -> join cgroup -> unshare(NS|UTS|IPC|NET|CGROUP) -> non-dumpable
+    -> / made rprivate -> overlay on rootfs -> binds, tmpfs -> /proc /dev /dev/pts /dev/shm
+    /dev/mqueue /sys /sys/fs/cgroup -> pivot_root -> read-only and masked paths
+    -> hostname, lo up -> user, cwd (checked to be inside), env -> read-only root
+    -> bounding set, inheritable, ambient -> no_new_privs -> default signals -> close fds
+    -> seccomp -> setgroups/setgid/setuid -> permitted/effective -> execve
+
+Every mount target inside the image is reached one component at a time with
+O_PATH|O_NOFOLLOW and mounted on through /proc/self/fd: a symlink in the image
+(/proc -> /, a volume target -> /etc) is refused, never followed out of the root.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import signal
 import stat
 
 from pycontain.runtime import syscalls as sc
-from pycontain.runtime.spec import BindMount, ContainerSpec
+from pycontain.runtime.spec import BindMount, ContainerSpec, SecuritySpec, TmpfsSpec
+from pycontain.security import confine
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -64,34 +72,54 @@ def run_container_init(spec: ContainerSpec, error_fd: int) -> None:
 
 
 def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
+    close_inherited_fds(error_fd)  # nothing of the daemon, fork server or shim gets in
     for path in spec.cgroup_join_files:
         with open(path, "w") as f:
             f.write("0")
-    sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET)
+    sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
+               | sc.CLONE_NEWCGROUP)
+    confine.make_non_dumpable()
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     stdin = os.open("/dev/null", os.O_RDONLY)
     os.dup2(stdin, 0)
     os.close(stdin)
 
+    security = spec.security
     mount_rootfs(spec)
     pivot_into(spec.rootfs)
+    protect_kernel_paths(security)
     sc.sethostname(spec.hostname)
     sc.bring_interface_up("lo")
 
     uid, gid, groups, home = resolve_user(spec.process.user)
     env = build_env(spec.process.env, spec.hostname, home)
     enter_workdir(spec.process.cwd, uid, gid)
+    if security.readonly_rootfs:
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
     executable = look_path(spec.process.args[0], env)
+    confine.drop_bounding_set(security.capabilities)
+    confine.clear_inheritable_and_ambient()
+    if security.no_new_privileges:
+        confine.set_no_new_privs()
+    reset_signals()
+    close_inherited_fds(error_fd)
+    if security.seccomp_bpf:  # last: everything after it must be allowed by the profile
+        confine.load_seccomp(bytes.fromhex(security.seccomp_bpf))
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
-    reset_signals()
-    os.closerange(3, error_fd)
-    os.closerange(error_fd + 1, 1 << 16)
+    if uid == 0:
+        confine.limit_to(security.capabilities)
     try:
         os.execve(executable, list(spec.process.args), env_dict(env))
     except OSError as exc:
         raise exec_error(spec.process.args[0], exc) from exc
+
+
+def close_inherited_fds(keep: int) -> None:
+    """Close every fd but 0, 1, 2 and ``keep`` (the error pipe, close-on-exec)."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
 
 
 def reset_signals() -> None:
@@ -108,7 +136,7 @@ def reset_signals() -> None:
 
 
 def mount_rootfs(spec: ContainerSpec) -> None:
-    """The overlay of the image's layers, the binds, and the kernel filesystems."""
+    """The overlay of the image's layers, binds and tmpfs, and the kernel filesystems."""
     rootfs = spec.rootfs
     # Relative lowerdirs keep the option string under the kernel's one-page limit.
     base = os.path.commonpath(spec.lowerdirs) if len(spec.lowerdirs) > 1 else "/"
@@ -119,11 +147,13 @@ def mount_rootfs(spec: ContainerSpec) -> None:
     os.chdir("/")
     for bind in spec.binds:
         mount_bind(rootfs, bind)
+    for tmpfs in spec.tmpfs:
+        mount_tmpfs(rootfs, tmpfs)
 
     nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-    sc.mount("proc", _target(rootfs, "/proc"), "proc", nosuid_nodev_noexec)
-    dev = _target(rootfs, "/dev")
-    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    mount_in_root(rootfs, "/proc", "proc", "proc", nosuid_nodev_noexec)
+    dev = mount_in_root(rootfs, "/dev", "tmpfs", "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME,
+                        "mode=755,size=65536k")
     for name, major, minor in DEFAULT_DEVICES:
         os.mknod(f"{dev}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
         os.chmod(f"{dev}/{name}", 0o666)
@@ -136,39 +166,125 @@ def mount_rootfs(spec: ContainerSpec) -> None:
     sc.mount("mqueue", f"{dev}/mqueue", "mqueue", nosuid_nodev_noexec)
     for target, name in DEV_SYMLINKS:
         os.symlink(target, f"{dev}/{name}")
-    sc.mount("sysfs", _target(rootfs, "/sys"), "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY)
+    writable = spec.security.writable_sysfs
+    sysfs = mount_in_root(rootfs, "/sys", "sysfs", "sysfs",
+                          nosuid_nodev_noexec | (0 if writable else sc.MS_RDONLY))
+    mount_cgroups(f"{sysfs}/fs/cgroup", writable)
+
+
+def mount_cgroups(target: str, writable: bool) -> None:
+    """The container's own cgroup (the cgroup namespace's root) at /sys/fs/cgroup.
+
+    cgroup v2 alone: one cgroup2 mount.  v1 or hybrid: a tmpfs holding one mount per
+    hierarchy the init belongs to, named as on the host (cpu, memory, systemd, unified).
+    """
+    hierarchies: list[tuple[str, str, str | None]] = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, _ = line.rstrip("\n").split(":", 2)
+            if not controllers:
+                hierarchies.append(("unified", "cgroup2", None))
+            elif controllers.startswith("name="):
+                hierarchies.append((controllers[5:], "cgroup", f"none,{controllers}"))
+            else:
+                hierarchies.append((controllers, "cgroup", controllers))
+    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    readonly = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags
+    if [h[1] for h in hierarchies] == ["cgroup2"]:
+        sc.mount("cgroup2", target, "cgroup2", flags)
+    else:
+        sc.mount("tmpfs", target, "tmpfs", flags, "mode=755,size=64k")
+        for name, fstype, options in hierarchies:
+            os.mkdir(f"{target}/{name}", 0o755)
+            sc.mount(fstype, f"{target}/{name}", fstype, flags, options)
+            if not writable:
+                sc.mount(None, f"{target}/{name}", None, readonly)
+    if not writable:
+        sc.mount(None, target, None, readonly)
 
 
 def mount_bind(rootfs: str, bind: BindMount) -> None:
     if not os.path.exists(bind.source):
         os.makedirs(bind.source, 0o755)
     is_dir = os.path.isdir(bind.source)
-    target = _target(rootfs, bind.target, directory=is_dir)
-    sc.mount(bind.source, target, None, sc.MS_BIND | sc.MS_REC)
+    mount_in_root(rootfs, bind.target, bind.source, None, sc.MS_BIND | sc.MS_REC,
+                  directory=is_dir)
     if bind.readonly:
-        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+        mount_in_root(rootfs, bind.target, None, None,
+                      sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC, directory=is_dir)
 
 
-def _target(rootfs: str, path: str, directory: bool = True) -> str:
-    """A mount point inside rootfs, created if missing, never reached through a symlink."""
-    current = rootfs
+def mount_tmpfs(rootfs: str, tmpfs: TmpfsSpec) -> None:
+    mount_in_root(rootfs, tmpfs.target, "tmpfs", "tmpfs", tmpfs.flags, tmpfs.data or None)
+
+
+def mount_in_root(rootfs: str, path: str, source: str | None, fstype: str | None, flags: int,
+                  data: str | None = None, directory: bool = True) -> str:
+    """Mount on ``path`` inside rootfs, reached without following any symlink; its host path."""
+    fd = open_target(rootfs, path, directory)
+    try:
+        sc.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data)
+    except OSError as exc:
+        raise StartError(f"mount {fstype or source or 'remount'} on {path}: "
+                         f"{os.strerror(exc.errno or 0)}") from exc
+    finally:
+        os.close(fd)
+    return rootfs + "/" + "/".join(p for p in path.split("/") if p and p != ".")
+
+
+def open_target(rootfs: str, path: str, directory: bool = True) -> int:
+    """An O_PATH fd on a mount point inside rootfs, created if missing.
+
+    Each component is opened with O_NOFOLLOW relative to its parent: a symlink
+    anywhere on the way (``/proc -> /``, ``/data -> /etc``) is refused.
+    """
     parts = [p for p in path.split("/") if p and p != "."]
-    for i, part in enumerate(parts):
-        if part == "..":
-            raise StartError(f"mount target {path!r} leaves the container's root")
-        current = f"{current}/{part}"
-        last = i == len(parts) - 1
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            if last and not directory:
-                os.close(os.open(current, os.O_CREAT | os.O_WRONLY, 0o644))
-            else:
-                os.mkdir(current, 0o755)
+    fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            if part == "..":
+                raise StartError(f"mount target {path!r} leaves the container's root")
+            last = i == len(parts) - 1
+            try:
+                child = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                if last and not directory:
+                    os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                     | os.O_CLOEXEC, 0o644, dir_fd=fd))
+                else:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                child = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = child
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISLNK(mode):
+                raise StartError(f"mount target {path!r} is a symbolic link in the image")
+            if not last and not stat.S_ISDIR(mode):
+                raise StartError(f"mount target {path!r}: {part} is not a directory")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def protect_kernel_paths(security: SecuritySpec) -> None:
+    """Read-only paths bound over themselves and remounted read-only; masked paths hidden
+    (/dev/null over a file, an empty read-only tmpfs over a directory).  After pivot_root."""
+    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    for path in security.readonly_paths:
+        if not os.path.lexists(path):
             continue
-        if stat.S_ISLNK(st.st_mode):
-            raise StartError(f"mount target {path!r} is a symbolic link in the image")
-    return current
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+        sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | flags)
+    for path in security.masked_paths:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(mode):
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | flags)
+        else:
+            sc.mount("/dev/null", path, None, sc.MS_BIND)
 
 
 def pivot_into(rootfs: str) -> None:
@@ -244,12 +360,23 @@ def env_dict(env: list[str]) -> dict[str, str]:
 
 
 def enter_workdir(cwd: str, uid: int, gid: int) -> None:
-    """chdir into the working directory; create it (owned by the user) if missing, like Docker."""
+    """chdir into the working directory; create it (owned by the user) if missing, like Docker.
+
+    Then check that it is inside the container's root: a WORKDIR such as /proc/self/fd/N
+    (an fd leaked from the host) must not leave the process in a host directory.
+    """
     path = cwd or "/"
     if not os.path.isdir(path):
         os.makedirs(path, 0o755, exist_ok=True)
         os.chown(path, uid, gid)
     os.chdir(path)
+    try:
+        here = os.getcwd()  # ENOENT when the directory is not reachable from our root
+        same = os.path.samestat(os.stat(here), os.stat("."))
+    except OSError:
+        same = False
+    if not same:
+        raise StartError(f"working directory {path!r} is outside the container's root")
 
 
 def look_path(command: str, env: list[str]) -> str:

@@ -21,6 +21,26 @@ class BindMount:
 
 
 @dataclass(frozen=True)
+class TmpfsSpec:
+    target: str
+    flags: int          # mount flags (MS_*)
+    data: str           # tmpfs options: size=, mode=, ...
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    """What confines the process; the defaults here confine nothing (the daemon fills it in)."""
+
+    capabilities: tuple[int, ...] = ()     # bounding = permitted = effective
+    no_new_privileges: bool = False
+    seccomp_bpf: str = ""                  # hex of the compiled filter; "" = unconfined
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    readonly_rootfs: bool = False
+    writable_sysfs: bool = False           # --privileged: /sys and /sys/fs/cgroup writable
+
+
+@dataclass(frozen=True)
 class ProcessSpec:
     args: tuple[str, ...]
     env: tuple[str, ...]
@@ -41,6 +61,8 @@ class ContainerSpec:
     state_dir: str                      # exec-root/<id>: shim.json, exit.json
     cgroup_join_files: tuple[str, ...] = ()
     binds: tuple[BindMount, ...] = field(default_factory=tuple)
+    tmpfs: tuple[TmpfsSpec, ...] = field(default_factory=tuple)
+    security: SecuritySpec = field(default_factory=SecuritySpec)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -52,9 +74,19 @@ class ContainerSpec:
         process = ProcessSpec(args=tuple(proc["args"]), env=tuple(proc["env"]),
                               cwd=proc["cwd"], user=proc["user"])
         binds = tuple(BindMount(**b) for b in raw.pop("binds"))
+        tmpfs = tuple(TmpfsSpec(**t) for t in raw.pop("tmpfs"))
+        sec = raw.pop("security")
+        security = SecuritySpec(
+            capabilities=tuple(sec.pop("capabilities")),
+            masked_paths=tuple(sec.pop("masked_paths")),
+            readonly_paths=tuple(sec.pop("readonly_paths")),
+            **sec,
+        )
         return cls(
             process=process,
             binds=binds,
+            tmpfs=tmpfs,
+            security=security,
             lowerdirs=tuple(raw.pop("lowerdirs")),
             cgroup_join_files=tuple(raw.pop("cgroup_join_files")),
             **raw,
