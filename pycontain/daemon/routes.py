@@ -50,6 +50,10 @@ class Api:
             r.add(method, "/_ping", self.ping)
         r.add("GET", "/version", self.version)
         r.add("GET", "/info", self.info)
+        r.add("GET", "/events", self.events)
+        r.add("GET", "/system/df", self.system_df)
+        r.add("POST", "/containers/prune", self.prune_containers)
+        r.add("POST", "/images/prune", self.prune_images)
         r.add("POST", "/containers/create", self.create)
         r.add("GET", "/containers/json", self.list_containers)
         c = f"/containers/{_NAME_RE}"
@@ -122,6 +126,82 @@ class Api:
             "Runtimes": {"pycontain": {"path": "pycontain"}},
             "SecurityOptions": [],
         })
+
+    async def events(self, request: Request) -> Response:
+        """Container events, Docker's shape: past ones from ``since``, then live ones
+        until ``until`` (or until the client goes away)."""
+        since = _time_arg(request.arg("since"))
+        until = _time_arg(request.arg("until"))
+        filters = views.parse_filters(request.arg("filters"))
+        for key in filters:
+            if key not in ("container", "event", "type", "image"):
+                raise InvalidArgument(f"invalid filter '{key}'")
+
+        def wanted(event: dict[str, Any]) -> bool:
+            attributes = event["Actor"]["Attributes"]
+            checks = {"container": (event["id"], attributes["name"]),
+                      "event": (event["Action"],), "type": (event["Type"],),
+                      "image": (attributes["image"],)}
+            return all(any(v == c or (k == "container" and event["id"].startswith(v))
+                           for v in values for c in checks[k])
+                       for k, values in filters.items())
+
+        async def stream() -> AsyncIterator[bytes]:
+            async for event in self.containers.events.follow(since, until):
+                if wanted(event):
+                    yield json.dumps(event).encode() + b"\n"
+
+        return Response(stream=stream())
+
+    async def system_df(self, request: Request) -> Response:
+        """Disk usage: images (layers shared between images count once), containers'
+        writable layers; the same figures `system prune` would reclaim."""
+        images = self.images.list()
+        records = list(self.containers.records.values())
+        users = {i.id: sum(1 for r in records if r.image_id == i.id) for i in images}
+        image_items = []
+        for image in images:
+            others = [i for i in images if i.id != image.id]
+            shared = self.images.layers_size([image]) + self.images.layers_size(others) - \
+                self.images.layers_size([image, *others])
+            item = views.image_summary(image)
+            item.update({"SharedSize": shared, "Containers": users[image.id]})
+            image_items.append(item)
+        container_items = []
+        for record in records:
+            item = views.container_summary(record, record.config.image)
+            item["SizeRw"] = self.containers.writable_size(record.id)
+            item["SizeRootFs"] = item["SizeRw"] + self.images.layers_size(
+                [i for i in images if i.id == record.image_id])
+            container_items.append(item)
+        return Response.json({"LayersSize": self.images.layers_size(images),
+                              "Images": image_items, "Containers": container_items,
+                              "Volumes": [], "BuildCache": []})
+
+    async def prune_containers(self, request: Request) -> Response:
+        deleted, reclaimed = [], 0
+        for record in list(self.containers.records.values()):
+            if record.state.status in (Status.CREATED, Status.EXITED, Status.DEAD):
+                size = self.containers.writable_size(record.id)
+                await self.containers.remove(record.id)
+                deleted.append(record.id)
+                reclaimed += size
+        return Response.json({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})
+
+    async def prune_images(self, request: Request) -> Response:
+        """Dangling (untagged) images, or with dangling=false every image no container uses."""
+        filters = views.parse_filters(request.arg("filters"))
+        only_dangling = filters.get("dangling", ["true"]) != ["false"]
+        used = {r.image_id for r in self.containers.records.values()}
+        before = self.images.list()
+        size_before = self.images.layers_size(before)
+        removed: list[dict[str, str]] = []
+        for image in before:
+            if image.id in used or (only_dangling and image.repo_tags):
+                continue
+            removed += self.images.untag_or_remove(image.id, force=True)
+        reclaimed = size_before - self.images.layers_size(self.images.list())
+        return Response.json({"ImagesDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
     # ---------------------------------------------------------------- containers
 
@@ -309,7 +389,6 @@ class Api:
             path.unlink(missing_ok=True)
         return _json_stream([{"status": image.id}])
 
-
     async def _pull(self, request: Request) -> Response:
         """``fromImage=NAME[&tag=TAG|DIGEST]``: Docker's JSON progress lines.  An error
         before the first line is an HTTP error; later ones are an ``errorDetail`` line."""
@@ -355,6 +434,16 @@ def _json_stream(messages: list[dict[str, Any]]) -> Response:
             yield json.dumps(message).encode() + b"\n"
 
     return Response(content_type="application/json", stream=stream())
+
+
+def _time_arg(value: str | None) -> int | None:
+    """Docker's since/until: Unix seconds (with an optional fraction) -> nanoseconds."""
+    if not value:
+        return None
+    try:
+        return int(float(value) * 1_000_000_000)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid time {value!r}: use Unix seconds") from exc
 
 
 def _label_matches(labels: dict[str, str], expr: str) -> bool:

@@ -303,6 +303,10 @@ class ImageStore:
                 if _HEX64.fullmatch(entry) and entry not in used:
                     self._discard(self._layers / entry)
 
+    def layers_size(self, images: builtins.list[Image]) -> int:
+        """Bytes of the distinct layers of ``images``: a layer they share counts once."""
+        return sum(self._layer_size(d) for d in {d for i in images for d in i.diff_ids})
+
     # -- internals -------------------------------------------------------------
 
     def _resolve(self, name_or_id: str) -> tuple[str, str | None]:
