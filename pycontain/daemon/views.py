@@ -93,6 +93,13 @@ def container_inspect(record: ContainerRecord, log_path: str, lowerdirs: list[st
             "AutoRemove": host.auto_remove,
             "RestartPolicy": {"Name": host.restart_policy,
                               "MaximumRetryCount": host.restart_max_retries},
+            "CapAdd": list(host.cap_add) or None,
+            "CapDrop": list(host.cap_drop) or None,
+            "Privileged": host.privileged,
+            "SecurityOpt": [o if not o.startswith("seccomp={") else "seccomp=<profile>"
+                            for o in host.security_opt] or None,
+            "ReadonlyRootfs": host.readonly_rootfs,
+            "Tmpfs": host.tmpfs or None,
             "CgroupParent": cgroup_parent,
             "Memory": host.memory,
             "MemorySwap": host.memory_swap,
