@@ -1,5 +1,10 @@
 """The container service: create, start, stop, kill, pause, wait, remove, logs, top.
 
+Operations that change a container's state (start, stop, restart, pause, unpause,
+remove, a policy restart) hold that container's lock, so they are serialized per
+container while different containers proceed in parallel; kill never waits for it,
+so that a stuck stop can always be cut short.
+
 This is the core the API routes call; it is usable without the HTTP daemon (give it
 an event loop, an ImageStore, a CgroupManager and a ForkServer).  It owns every
 kernel object of a container and removes them through one place,
@@ -465,13 +470,14 @@ class ContainerManager:
 
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         record = self.resolve(ref)
-        if record.state.status is Status.RESTARTING:
-            self._cancel_restart(record)
-            self._emit("stop", record)
-            return
-        if record.state.status not in (Status.RUNNING, Status.PAUSED):
-            raise NotModified("container already stopped")
-        await self._stop_record(record, 10 if timeout is None else timeout)
+        async with self._lock(record.id):
+            if record.state.status is Status.RESTARTING:
+                self._cancel_restart(record)
+                self._emit("stop", record)
+                return
+            if record.state.status not in (Status.RUNNING, Status.PAUSED):
+                raise NotModified("container already stopped")
+            await self._stop_record(record, 10 if timeout is None else timeout)
 
     async def _stop_record(self, record: ContainerRecord, timeout: float) -> None:
         stopped = self._stopped_event(record.id)
@@ -493,30 +499,34 @@ class ContainerManager:
 
     async def restart(self, ref: str, timeout: float | None = None) -> None:
         record = self.resolve(ref)
-        if record.state.status is Status.RESTARTING:
-            self._cancel_restart(record)
-        if record.state.status in (Status.RUNNING, Status.PAUSED):
-            await self._stop_record(record, 10 if timeout is None else timeout)
-        await self.start(record.id)
+        async with self._lock(record.id):
+            if record.state.status is Status.RESTARTING:
+                self._cancel_restart(record)
+            if record.state.status in (Status.RUNNING, Status.PAUSED):
+                await self._stop_record(record, 10 if timeout is None else timeout)
+            transition(record.name, record.state.status, Action.START)
+            await self._start_locked(record)
         self._emit("restart", record)
 
-    def pause(self, ref: str) -> None:
+    async def pause(self, ref: str) -> None:
         record = self.resolve(ref)
-        record.state.status = transition(record.name, record.state.status, Action.PAUSE)
-        try:
-            self.cgroups.freeze(record.id)
-        except BaseException:
-            record.state.status = Status.RUNNING
-            raise
-        self._save(record)
+        async with self._lock(record.id):
+            record.state.status = transition(record.name, record.state.status, Action.PAUSE)
+            try:
+                self.cgroups.freeze(record.id)
+            except BaseException:
+                record.state.status = Status.RUNNING
+                raise
+            self._save(record)
         self._emit("pause", record)
 
-    def unpause(self, ref: str) -> None:
+    async def unpause(self, ref: str) -> None:
         record = self.resolve(ref)
-        new_status = transition(record.name, record.state.status, Action.UNPAUSE)
-        self.cgroups.thaw(record.id)
-        record.state.status = new_status
-        self._save(record)
+        async with self._lock(record.id):
+            new_status = transition(record.name, record.state.status, Action.UNPAUSE)
+            self.cgroups.thaw(record.id)
+            record.state.status = new_status
+            self._save(record)
         self._emit("unpause", record)
 
     def wait(self, ref: str, condition: str = "not-running") -> Awaitable[int]:

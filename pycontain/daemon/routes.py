@@ -276,11 +276,11 @@ class Api:
         return Response.empty()
 
     async def pause(self, request: Request) -> Response:
-        self.containers.pause(request.params["name"])
+        await self.containers.pause(request.params["name"])
         return Response.empty()
 
     async def unpause(self, request: Request) -> Response:
-        self.containers.unpause(request.params["name"])
+        await self.containers.unpause(request.params["name"])
         return Response.empty()
 
     async def wait(self, request: Request) -> Response:

@@ -282,3 +282,27 @@ def test_startup_removes_stale_mounts_and_half_removed_records(test_images: Path
             assert not stale.exists()
         finally:
             subprocess.run(["umount", "-l", str(stale / "merged")], capture_output=True)
+
+
+def test_operations_on_one_container_are_serialized_others_proceed(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "slow-stop", "busybox", "sleep", "300", check=True)
+    daemon.cli("run", "-d", "--name", "contended", "busybox", "sh", "-c",
+               "trap 'exit 0' TERM; while true; do sleep 0.1; done", check=True)
+    with ThreadPoolExecutor(12) as pool:
+        slow = pool.submit(daemon.cli, "stop", "-t", "3", "slow-stop")
+        time.sleep(0.3)
+        t0 = time.monotonic()  # another container is not held up by the slow stop
+        assert daemon.cli("run", "--rm", "busybox", "true").returncode == 0
+        assert time.monotonic() - t0 < 2.5
+        verbs = ["pause", "unpause", "restart", "stop", "start"] * 2
+        results = list(pool.map(lambda verb: daemon.cli(verb, "contended"), verbs))
+        assert slow.result().returncode == 0
+    assert all("Traceback" not in r.stderr for r in results)
+    state = _state(daemon, "contended")
+    pid = int(state["Pid"])  # type: ignore[call-overload]
+    if state["Status"] in ("running", "paused"):
+        assert pid > 0 and Path(f"/proc/{pid}").exists()
+    else:
+        assert state["Status"] == "exited" and pid == 0
+    daemon.cli("rm", "-f", "slow-stop", "contended", check=True)
+    assert _cgroups_of(daemon) == []
