@@ -27,6 +27,7 @@ not tags, and go with the image's last tag.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import hashlib
 import json
@@ -36,6 +37,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,6 +86,7 @@ class ImageStore:
         self._lock = threading.RLock()
         self._configs: dict[str, ConfigBlob] = {}
         self._pins: Counter[str] = Counter()
+        self._broken: dict[str, str] = {}
         for directory in (root, self._blobs, self._layers, self._images, self.tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._remove_stale_staging()
@@ -93,8 +96,13 @@ class ImageStore:
 
     def list(self) -> list[Image]:
         """Every image, newest first."""
-        images = [self._image(image_id) for image_id in self._image_ids()]
+        images = [self._image(image_id) for image_id in self._readable_image_ids()]
         return sorted(images, key=lambda image: (image.created, image.id), reverse=True)
+
+    def unreadable(self) -> dict[str, str]:
+        """Images whose stored config cannot be read (id -> why); ``rmi -f ID`` removes them."""
+        self._readable_image_ids()
+        return dict(self._broken)
 
     def get(self, name_or_id: str) -> Image:
         """The image a tag, full id (with or without ``sha256:``) or unique id prefix of
@@ -267,6 +275,18 @@ class ImageStore:
         is the caller's question (``ImageInUse``).
         """
         with self._lock:
+            broken = self._broken_image(name_or_id) if force else None
+            if broken is not None:
+                repositories = self._read_repositories()
+                stale = [tag for tag, target in repositories.items() if target == broken]
+                for tag in stale:
+                    del repositories[tag]
+                if stale:
+                    atomic_write_json(self._repositories, repositories)
+                self._delete_image(broken)
+                self._broken.pop(broken, None)
+                log.info("removed unreadable image %s", broken)
+                return [*({"Untagged": tag} for tag in stale), {"Deleted": broken}]
             image_id, matched_tag = self._resolve(name_or_id)
             repositories = self._read_repositories()
             tags = [tag for tag, target in repositories.items() if target == image_id]
@@ -297,7 +317,12 @@ class ImageStore:
         """Remove every layer no image refers to and no pull pins (each disappears with
         one rename)."""
         with self._lock:
-            used = {d.removeprefix("sha256:") for i in self._image_ids() for d in self._diff_ids(i)}
+            readable = self._readable_image_ids()
+            if self._broken:  # their layers are unknown: keep every layer until they go
+                log.warning("keeping unused layers while %d image(s) are unreadable",
+                            len(self._broken))
+                return
+            used = {d.removeprefix("sha256:") for i in readable for d in self._diff_ids(i)}
             used.update(d.removeprefix("sha256:") for d in self._pins)
             for entry in os.listdir(self._layers):
                 if _HEX64.fullmatch(entry) and entry not in used:
@@ -311,7 +336,7 @@ class ImageStore:
 
     def _resolve(self, name_or_id: str) -> tuple[str, str | None]:
         """(image id, the repositories key it was found by, or None for an id)."""
-        known = set(self._image_ids())
+        known = set(self._readable_image_ids())
         full = _SHA256_ID.fullmatch(name_or_id) or _HEX64.fullmatch(name_or_id)
         if full:
             image_id = "sha256:" + (full.group(1) if full.re is _SHA256_ID else full.group(0))
@@ -376,6 +401,31 @@ class ImageStore:
     def _diff_ids(self, image_id: str) -> tuple[str, ...]:
         return self._config(image_id).diff_ids
 
+    def _readable_image_ids(self) -> builtins.list[str]:
+        """The stored images whose config can be read; the others are recorded in
+        ``_broken`` and reported once in the log, never raised: one corrupt file must
+        not take the daemon down."""
+        readable = []
+        for image_id in self._image_ids():
+            try:
+                self._config(image_id)
+            except PycontainError as exc:
+                if image_id not in self._broken:
+                    log.error("skipping unreadable image %s (remove it with `pycontain rmi "
+                              "-f %s`): %s", image_id, _short(image_id), exc)
+                self._broken[image_id] = str(exc)
+                continue
+            self._broken.pop(image_id, None)
+            readable.append(image_id)
+        return readable
+
+    def _broken_image(self, name_or_id: str) -> str | None:
+        self._readable_image_ids()
+        prefix = name_or_id.removeprefix("sha256:")
+        matches = [i for i in self._broken if _ID_PREFIX.fullmatch(prefix)
+                   and i.removeprefix("sha256:").startswith(prefix)]
+        return matches[0] if len(matches) == 1 else None
+
     def _image_ids(self) -> builtins.list[str]:
         return [
             "sha256:" + name.removesuffix(".json")
@@ -389,10 +439,20 @@ class ImageStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise PycontainError(f"read {self._repositories}: {exc}") from exc
+            return self._set_aside_repositories(str(exc))
         if not isinstance(data, dict):
-            raise PycontainError(f"read {self._repositories}: not a JSON object")
+            return self._set_aside_repositories("not a JSON object")
         return {str(k): str(v) for k, v in data.items()}
+
+    def _set_aside_repositories(self, why: str) -> dict[str, str]:
+        """A corrupt tag file: moved aside (kept for a person to look at) and started
+        afresh, so that the images stay usable by id instead of the store failing."""
+        aside = self._repositories.with_name(f"repositories.json.corrupt-{int(time.time())}")
+        log.error("%s is unreadable (%s): moved to %s; images keep their ids, tags are lost",
+                  self._repositories, why, aside.name)
+        with contextlib.suppress(OSError):
+            os.replace(self._repositories, aside)
+        return {}
 
     def _layer_dir(self, diff_id: str) -> Path:
         return self._layers / diff_id.removeprefix("sha256:")

@@ -306,3 +306,22 @@ def test_operations_on_one_container_are_serialized_others_proceed(daemon: Daemo
         assert state["Status"] == "exited" and pid == 0
     daemon.cli("rm", "-f", "slow-stop", "contended", check=True)
     assert _cgroups_of(daemon) == []
+
+
+def test_corrupt_image_metadata_is_reported_and_removable(test_images: Path) -> None:
+    with isolated_daemon(test_images) as d:
+        d.cli("load", "-i", str(test_images / "multilayer.tar"), check=True)
+        image_id = str(json.loads(d.cli("inspect", "busybox", check=True).stdout)[0]["Id"])
+        d.stop()
+        blob = d.data_root / "image" / "blobs" / "sha256" / image_id.removeprefix("sha256:")
+        blob.write_text("{torn")
+        d.start()
+        listed = d.cli("images", check=True).stdout
+        assert "pycontain-test/multilayer" in listed and "busybox" not in listed
+        assert "unreadable image" in d.log_path.read_text()
+        refused = d.cli("run", "--rm", "busybox", "true", "--pull", "never")
+        assert refused.returncode == 125 and "Traceback" not in refused.stderr
+        removed = d.cli("rmi", "-f", image_id.removeprefix("sha256:")[:12], check=True).stdout
+        assert f"Deleted: {image_id}" in removed and "Untagged: busybox:latest" in removed
+        assert d.cli("run", "--rm", "--entrypoint", "sh", "pycontain-test/multilayer", "-c",
+                     "cat /app/hello.txt", check=True).stdout == "hello from layer 3\n"
