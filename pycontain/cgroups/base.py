@@ -61,6 +61,9 @@ class Resources:
     """Relative CPU weight (HostConfig.CpuShares); None or 0 = the default 1024."""
     pids_limit: int | None = None
     """Most tasks in the cgroup (HostConfig.PidsLimit); None, 0 or -1 = unlimited."""
+    all_devices: bool = False
+    """Every device allowed (HostConfig.Privileged); otherwise only Docker's default
+    devices, where the backend has a device controller (v1)."""
 
     def validate(self) -> None:
         """Check the values the way Docker's daemon does.

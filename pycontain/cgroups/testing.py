@@ -48,6 +48,7 @@ V1_FILES = {
     "cpuacct": {"cpuacct.usage": "0\n"},
     "pids": {"pids.max": "max\n"},
     "freezer": {"freezer.state": "THAWED\n"},
+    "devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm\n"},
 }
 """Interface files of a new v1 cgroup, per controller, and their initial content."""
 

@@ -5,6 +5,10 @@ co-mounted controllers share one, like ``/sys/fs/cgroup/cpu,cpuacct``).  A
 container's cgroup is ``<mount>/<parent>/<container_id>`` in the hierarchy of
 every managed controller; a hierarchy shared by several controllers is one
 directory, made, joined and removed once.
+
+The devices controller holds Docker's default allow-list: a device node the
+container makes (mknod is allowed for every device) can be opened only if it is
+one of the default devices, the ptys or tun.
 """
 
 from __future__ import annotations
@@ -22,10 +26,26 @@ from pycontain.cgroups.base import (
 )
 from pycontain.errors import NotFound, PycontainError
 
-__all__ = ["MANAGED_CONTROLLERS", "CgroupV1Manager"]
+__all__ = ["DEFAULT_DEVICE_RULES", "MANAGED_CONTROLLERS", "CgroupV1Manager"]
 
-MANAGED_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
+MANAGED_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 """The v1 controllers a container joins, where the host mounts them."""
+
+DEFAULT_DEVICE_RULES = (
+    "c *:* m",  # mknod of any device; opening it is another matter
+    "b *:* m",
+    "c 1:3 rwm",  # null
+    "c 1:5 rwm",  # zero
+    "c 1:7 rwm",  # full
+    "c 1:8 rwm",  # random
+    "c 1:9 rwm",  # urandom
+    "c 5:0 rwm",  # tty
+    "c 5:1 rwm",  # console
+    "c 5:2 rwm",  # ptmx
+    "c 136:* rwm",  # the ptys of /dev/pts
+    "c 10:200 rwm",  # net/tun
+)
+"""Docker's default device allow-list, in devices.allow syntax, written after "a" is denied."""
 
 _UNLIMITED = "-1"
 _DEFAULT_CPU_SHARES = 1024
@@ -116,6 +136,9 @@ class CgroupV1Manager:
             pids = self.controller_path("pids", container_id)
             if pids is not None:
                 self.apply_pids_limit(pids, resources)
+            devices = self.controller_path("devices", container_id)
+            if devices is not None:
+                self.apply_device_rules(devices, resources)
 
     def apply_memory_limit(self, cgroup: Path, resources: Resources) -> None:
         """Write memory.limit_in_bytes and, with swap accounting, memory.memsw.limit_in_bytes.
@@ -163,6 +186,22 @@ class CgroupV1Manager:
         """
         limit = str(resources.pids_limit) if resources.limits_pids() else "max"
         fs.write_file(cgroup / "pids.max", limit)
+
+    def apply_device_rules(self, cgroup: Path, resources: Resources) -> None:
+        """Allow every device (``all_devices``), or deny all and allow the default list.
+
+        The kernel takes one rule per write; "a" clears the list and sets the default.
+
+        Raises:
+            InvalidArgument: the kernel refused a rule.
+            PycontainError: a write failed (EPERM: the parent cgroup denies that device).
+        """
+        if resources.all_devices:
+            fs.write_file(cgroup / "devices.allow", "a")
+            return
+        fs.write_file(cgroup / "devices.deny", "a")
+        for rule in DEFAULT_DEVICE_RULES:
+            fs.write_file(cgroup / "devices.allow", rule)
 
     def join_files(self, container_id: str) -> list[str]:
         return [str(cgroup / "cgroup.procs") for cgroup in self.cgroup_dirs(container_id)]

@@ -17,6 +17,12 @@ Order of work:
 Every mount target inside the image is reached one component at a time with
 O_PATH|O_NOFOLLOW and mounted on through /proc/self/fd: a symlink in the image
 (/proc -> /, a volume target -> /etc) is refused, never followed out of the root.
+
+Devices: every writable mount (the overlay root, volumes, tmpfs mounts, /dev, /dev/shm)
+is nodev unless the container is privileged, so a node the container mknods anywhere
+cannot be opened.  The default devices are the host's own nodes, each bound read-only
+(so that a chmod in the container cannot reach the host's inode) on an empty file of
+the nodev /dev tmpfs; /dev/pts is a devpts of its own.
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ import signal
 import stat
 
 from pycontain.runtime import syscalls as sc
-from pycontain.runtime.spec import BindMount, ContainerSpec, SecuritySpec, TmpfsSpec
+from pycontain.runtime.spec import BindMount, ContainerSpec, SecuritySpec
 from pycontain.security import confine
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# (name, major, minor): Docker's default device nodes.
+# (name, major, minor): Docker's default device nodes, bound from the host's /dev.
 DEFAULT_DEVICES = (
     ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
     ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
@@ -94,8 +100,9 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     uid, gid, groups, home = resolve_user(spec.process.user)
     env = build_env(spec.process.env, spec.hostname, home)
     enter_workdir(spec.process.cwd, uid, gid)
-    if security.readonly_rootfs:
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+    if security.readonly_rootfs:  # a bind remount sets every flag: keep nodev
+        nodev = sc.MS_NODEV if security.nodev_mounts else 0
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | nodev)
     executable = look_path(spec.process.args[0], env)
     confine.drop_bounding_set(security.capabilities)
     confine.clear_inheritable_and_ambient()
@@ -138,25 +145,26 @@ def reset_signals() -> None:
 def mount_rootfs(spec: ContainerSpec) -> None:
     """The overlay of the image's layers, binds and tmpfs, and the kernel filesystems."""
     rootfs = spec.rootfs
+    nodev = sc.MS_NODEV if spec.security.nodev_mounts else 0
     # Relative lowerdirs keep the option string under the kernel's one-page limit.
     base = os.path.commonpath(spec.lowerdirs) if len(spec.lowerdirs) > 1 else "/"
     os.chdir(base)
     lower = ":".join(os.path.relpath(d, base) for d in spec.lowerdirs)
-    sc.mount("overlay", rootfs, "overlay", 0,
+    sc.mount("overlay", rootfs, "overlay", nodev,
              f"lowerdir={lower},upperdir={spec.upperdir},workdir={spec.workdir}")
     os.chdir("/")
     for bind in spec.binds:
-        mount_bind(rootfs, bind)
+        mount_bind(rootfs, bind, nodev=bool(nodev))
     for tmpfs in spec.tmpfs:
-        mount_tmpfs(rootfs, tmpfs)
+        mount_in_root(rootfs, tmpfs.target, "tmpfs", "tmpfs", tmpfs.flags | nodev,
+                      tmpfs.data or None)
 
     nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     mount_in_root(rootfs, "/proc", "proc", "proc", nosuid_nodev_noexec)
-    dev = mount_in_root(rootfs, "/dev", "tmpfs", "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME,
-                        "mode=755,size=65536k")
+    dev = mount_in_root(rootfs, "/dev", "tmpfs", "tmpfs",
+                        sc.MS_NOSUID | sc.MS_STRICTATIME | nodev, "mode=755,size=65536k")
     for name, major, minor in DEFAULT_DEVICES:
-        os.mknod(f"{dev}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        os.chmod(f"{dev}/{name}", 0o666)
+        bind_host_device(rootfs, name, major, minor)
     os.mkdir(f"{dev}/pts", 0o755)
     sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
@@ -203,19 +211,52 @@ def mount_cgroups(target: str, writable: bool) -> None:
         sc.mount(None, target, None, readonly)
 
 
-def mount_bind(rootfs: str, bind: BindMount) -> None:
+def mount_bind(rootfs: str, bind: BindMount, nodev: bool) -> None:
+    """A volume: the host path bound (recursively) on its target.
+
+    ``:ro`` and nodev are set on the whole bound tree with mount_setattr, which keeps the
+    other flags each mount has on the host (a bind remount would clear them).
+    """
     if not os.path.exists(bind.source):
         os.makedirs(bind.source, 0o755)
     is_dir = os.path.isdir(bind.source)
     mount_in_root(rootfs, bind.target, bind.source, None, sc.MS_BIND | sc.MS_REC,
                   directory=is_dir)
-    if bind.readonly:
-        mount_in_root(rootfs, bind.target, None, None,
-                      sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC, directory=is_dir)
+    attrs = ((sc.MOUNT_ATTR_RDONLY if bind.readonly else 0)
+             | (sc.MOUNT_ATTR_NODEV if nodev else 0))
+    if attrs:
+        fd = open_target(rootfs, bind.target, is_dir)  # now the bound tree's root
+        try:
+            sc.mount_setattr_tree(fd, attrs, bind.target)
+        except OSError as exc:
+            raise StartError(f"restrict the mount on {bind.target}: "
+                             f"{os.strerror(exc.errno or 0)}") from exc
+        finally:
+            os.close(fd)
 
 
-def mount_tmpfs(rootfs: str, tmpfs: TmpfsSpec) -> None:
-    mount_in_root(rootfs, tmpfs.target, "tmpfs", "tmpfs", tmpfs.flags, tmpfs.data or None)
+def bind_host_device(rootfs: str, name: str, major: int, minor: int) -> None:
+    """Bind the host's /dev/<name> on /dev/<name> of the container, read-only.
+
+    The source is checked to be the expected character device before it is bound
+    (through its fd: what is checked is what is bound).  Read-only is for the inode
+    (mode, owner, times); reads and writes of a device ignore it.
+    """
+    host_path = f"/dev/{name}"
+    source = os.open(host_path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(source)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(major, minor):
+            raise StartError(f"default device {host_path}: the host's is not "
+                             f"the character device {major}:{minor}")
+        target = f"/dev/{name}"
+        mount_in_root(rootfs, target, f"/proc/self/fd/{source}", None, sc.MS_BIND,
+                      directory=False)
+        mount_in_root(rootfs, target, None, None,
+                      sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NOEXEC,
+                      directory=False)
+    finally:
+        os.close(source)
 
 
 def mount_in_root(rootfs: str, path: str, source: str | None, fstype: str | None, flags: int,

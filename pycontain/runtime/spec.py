@@ -38,6 +38,7 @@ class SecuritySpec:
     readonly_paths: tuple[str, ...] = ()
     readonly_rootfs: bool = False
     writable_sysfs: bool = False           # --privileged: /sys and /sys/fs/cgroup writable
+    nodev_mounts: bool = False             # every writable mount nodev (not --privileged)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def security_spec(cap_add: tuple[str, ...], cap_drop: tuple[str, ...], privilege
         readonly_paths=() if privileged else READONLY_PATHS,
         readonly_rootfs=readonly_rootfs,
         writable_sysfs=privileged,
+        nodev_mounts=not privileged,
     )
 
 

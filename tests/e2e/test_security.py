@@ -197,6 +197,100 @@ def test_read_only_root_with_a_tmpfs(daemon: Daemon) -> None:
     assert "invalid tmpfs option 'fast' for /tmp" in bad.stderr
 
 
+# ---------------------------------------------------------------- devices
+
+V1_DEVICES = Path("/sys/fs/cgroup/devices")
+DEVICE_RULES = {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+                "c 10:200 rwm"}
+
+
+def a_host_block_device() -> str:
+    """major:minor of a block device the host has (a loop device at worst)."""
+    found = sorted(os.listdir("/sys/dev/block"))
+    return found[0] if found else "7:0"
+
+
+def test_mknod_nodes_cannot_be_opened_anywhere(daemon: Daemon, tmp_path: Path) -> None:
+    major, minor = a_host_block_device().split(":")
+    places = {"root": "/tmp", "dev": "/dev", "shm": "/dev/shm", "tmpfs": "/scratch",
+              "volume": "/vol"}
+    script = "".join(
+        f"mknod {d}/disk b {major} {minor}; echo {k}_mknod=$?; "
+        f"head -c1 {d}/disk >/dev/null; echo {k}_disk=$?; "
+        f"mknod {d}/null13 c 1 3; echo x > {d}/null13; echo {k}_null=$?; "
+        for k, d in places.items())
+    result = run(daemon, "--tmpfs", "/scratch:dev,exec", "-v", f"{tmp_path}:/vol",
+                 "busybox", "sh", "-c", script)
+    codes = dict(line.split("=") for line in result.stdout.split())
+    for place in places:
+        assert codes[f"{place}_mknod"] == "0", (place, result.stderr)  # CAP_MKNOD, "m"
+        assert codes[f"{place}_disk"] != "0", place
+        assert codes[f"{place}_null"] != "0", place  # 1:3 is allowed: refused by nodev
+    denied = re.findall(r"(Permission denied|Operation not permitted)", result.stderr)
+    assert len(denied) == 2 * len(places), result.stderr
+
+
+def test_the_default_devices_work(daemon: Daemon) -> None:
+    script = ("echo x > /dev/null; echo null=$?; "
+              "echo zero=$(head -c3 /dev/zero | od -An -tx1 | tr -d ' '); "
+              "echo urandom=$(head -c8 /dev/urandom | wc -c); "
+              "echo random=$(head -c8 /dev/random | wc -c); "
+              "echo x > /dev/full; echo full=$?; "
+              "head -c0 /dev/tty; echo tty=$?; "
+              "exec 3<>/dev/ptmx; echo pts=$(ls /dev/pts | tr '\n' ,); exec 3>&-; "
+              "echo x > /dev/shm/f; echo shm=$(cat /dev/shm/f); "
+              "chmod 600 /dev/null; echo chmod=$?")
+    result = run(daemon, "busybox", "sh", "-c", script)
+    values = dict(line.split("=", 1) for line in result.stdout.split())
+    assert values == {"null": "0", "zero": "000000", "urandom": "8", "random": "8",
+                      "full": "1", "tty": "1", "pts": "0,ptmx,", "shm": "x",
+                      "chmod": "1"}, result.stderr
+    assert "write error: No space left on device" in result.stderr
+    assert "/dev/tty: No such device or address" in result.stderr
+    assert "Read-only file system" in result.stderr  # the host's /dev/null keeps its mode
+    assert oct(os.stat("/dev/null").st_mode & 0o777) == "0o666"
+
+
+def test_writable_mounts_are_nodev_and_default_devices_are_host_binds(daemon: Daemon) -> None:
+    result = run(daemon, "--tmpfs", "/scratch:dev", "busybox", "cat", "/proc/self/mountinfo")
+    options = {}
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        options[fields[4]] = (fields[5].split(","), line.split(" - ")[1].split()[0])
+    for target in ("/", "/dev", "/dev/shm", "/scratch", "/dev/mqueue"):
+        assert "nodev" in options[target][0], (target, options[target])
+    for name in ("null", "zero", "full", "random", "urandom", "tty"):
+        flags, fstype = options[f"/dev/{name}"]
+        assert "nodev" not in flags and "ro" in flags and fstype == "devtmpfs", (name, flags)
+    assert options["/dev/pts"][1] == "devpts"
+    read_only = run(daemon, "--read-only", "busybox", "grep", " / / ", "/proc/self/mountinfo")
+    assert {"ro", "nodev"} <= set(read_only.stdout.split()[5].split(",")), read_only.stdout
+
+
+@pytest.mark.skipif(not (V1_DEVICES / "devices.list").exists(),
+                    reason="no cgroup v1 devices hierarchy (v2: nodev mounts alone)")
+def test_the_v1_devices_cgroup_holds_dockers_allow_list(daemon: Daemon) -> None:
+    started = daemon.cli("run", "-d", "busybox", "sleep", "60", check=True)
+    container_id = started.stdout.strip()
+    try:
+        listing = V1_DEVICES / daemon.cgroup_parent / container_id / "devices.list"
+        rules = listing.read_text().splitlines()
+    finally:
+        daemon.cli("rm", "-f", container_id, check=True)
+    assert sorted(rules) == sorted(DEVICE_RULES)
+
+
+def test_privileged_can_use_the_nodes_it_makes(daemon: Daemon) -> None:
+    script = ("mknod /tmp/null c 1 3 && echo x > /tmp/null && echo root=ok; "
+              "mknod /dev/null2 c 1 3 && echo x > /dev/null2 && echo dev=ok; "
+              "grep ' / / ' /proc/self/mountinfo")
+    result = run(daemon, "--privileged", "busybox", "sh", "-c", script)
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["root=ok", "dev=ok"], result.stderr
+    assert "nodev" not in lines[2].split()[5]
+
+
 # ---------------------------------------------------------------- hostile images and paths
 
 def _import_image(daemon: Daemon, tmp_path: Path, name: str, links: dict[str, str]) -> str:

@@ -23,6 +23,8 @@ HIERARCHIES = {
     "freezer": ("freezer",),
     "devices": ("devices",),
 }
+DEVICES = ("1:3", "1:5", "1:7", "1:8", "1:9", "5:0", "5:1", "5:2", "136:*", "10:200")
+"""Docker's default devices (and the ptys and tun), all "rwm"."""
 
 
 def make_manager(
@@ -33,6 +35,12 @@ def make_manager(
         mount = kernel.add_v1_hierarchy(tmp_path / directory, controllers)
         mounts.update(dict.fromkeys(controllers, mount))
     return CgroupV1Manager(mounts, "pycontain-test", ops=kernel, timeout=0.05)
+
+
+def cgroup_of(manager: CgroupV1Manager, controller: str, container_id: str = "c1") -> Path:
+    path = manager.controller_path(controller, container_id)
+    assert path is not None
+    return path
 
 
 @pytest.fixture
@@ -50,10 +58,9 @@ def test_create_makes_one_directory_per_hierarchy(manager: CgroupV1Manager, tmp_
 
     assert manager.join_files("c1") == [
         str(tmp_path / hierarchy / "pycontain-test/c1/cgroup.procs")
-        for hierarchy in ("cpu,cpuacct", "freezer", "memory", "pids")
+        for hierarchy in ("cpu,cpuacct", "devices", "freezer", "memory", "pids")
     ]
     assert all(Path(path).exists() for path in manager.join_files("c1"))
-    assert not (tmp_path / "devices" / "pycontain-test").exists()
 
 
 def test_create_writes_every_limit(manager: CgroupV1Manager) -> None:
@@ -155,11 +162,49 @@ def test_a_limit_for_an_unmounted_controller_is_refused(
     assert manager.read_limits("c2")["memory.limit_in_bytes"] == str(8 * MiB)
 
 
+def test_devices_deny_all_then_allow_dockers_default_list(
+    manager: CgroupV1Manager, writes: list[tuple[Path, str]]
+) -> None:
+    manager.create("c1", Resources())
+
+    devices = cgroup_of(manager, "devices")
+    assert [(path.name, value) for path, value in writes if path.parent == devices] == [
+        ("devices.deny", "a"),
+        ("devices.allow", "c *:* m"),
+        ("devices.allow", "b *:* m"),
+        *(
+            ("devices.allow", f"c {device} rwm")
+            for device in DEVICES
+        ),
+    ]
+
+
+def test_all_devices_allows_everything(
+    manager: CgroupV1Manager, writes: list[tuple[Path, str]]
+) -> None:
+    manager.create("c1", Resources(all_devices=True))
+
+    devices = cgroup_of(manager, "devices")
+    assert [(path.name, value) for path, value in writes if path.parent == devices] == [
+        ("devices.allow", "a")
+    ]
+
+
+def test_without_a_devices_hierarchy_no_rule_is_written(
+    tmp_path: Path, kernel: FakeCgroupfs, writes: list[tuple[Path, str]]
+) -> None:
+    manager = make_manager(tmp_path, kernel, {"memory": ("memory",)})
+
+    manager.create("c1", Resources())
+
+    assert not [path for path, _ in writes if path.name.startswith("devices.")]
+
+
 def test_pids_are_the_union_over_the_hierarchies(
     manager: CgroupV1Manager, kernel: FakeCgroupfs
 ) -> None:
     manager.create("c1", Resources())
-    memory_cgroup, pids_cgroup = manager.cgroup_dirs("c1")[2:4]
+    memory_cgroup, pids_cgroup = cgroup_of(manager, "memory"), cgroup_of(manager, "pids")
     kernel.add_process(memory_cgroup, 5)
     kernel.add_process(pids_cgroup, 5)
     kernel.add_process(pids_cgroup, 3)
@@ -169,7 +214,7 @@ def test_pids_are_the_union_over_the_hierarchies(
 
 def test_freeze_and_thaw_write_freezer_state(manager: CgroupV1Manager) -> None:
     manager.create("c1", Resources())
-    state = manager.cgroup_dirs("c1")[1] / "freezer.state"
+    state = cgroup_of(manager, "freezer") / "freezer.state"
 
     manager.freeze("c1")
     assert state.read_text() == "FROZEN"
@@ -183,7 +228,7 @@ def test_a_freeze_that_does_not_settle_is_undone(
     manager: CgroupV1Manager, writes: list[tuple[Path, str]]
 ) -> None:
     manager.create("c1", Resources())
-    state = manager.cgroup_dirs("c1")[1] / "freezer.state"
+    state = cgroup_of(manager, "freezer") / "freezer.state"
     state.unlink()
     state.symlink_to("/dev/null")  # accepts every write, never reads back FROZEN
 
@@ -205,7 +250,7 @@ def test_without_a_freezer_freeze_raises_and_is_frozen_is_false(
 
 def test_oom_kill_count_reads_memory_oom_control(manager: CgroupV1Manager) -> None:
     manager.create("c1", Resources(memory=8 * MiB))
-    oom_control = manager.cgroup_dirs("c1")[2] / "memory.oom_control"
+    oom_control = cgroup_of(manager, "memory") / "memory.oom_control"
     oom_control.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n")
 
     assert manager.oom_kill_count("c1") == 4
