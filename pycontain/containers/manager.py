@@ -216,7 +216,7 @@ class ContainerManager:
         hc = record.host_config
         return Resources(memory=hc.memory or None, memory_swap=hc.memory_swap or None,
                          nano_cpus=hc.nano_cpus or None, cpu_shares=hc.cpu_shares or None,
-                         pids_limit=hc.pids_limit or None)
+                         pids_limit=hc.pids_limit or None, all_devices=hc.privileged)
 
     def _spec(self, record: ContainerRecord, image: Image) -> ContainerSpec:
         directory = self._container_dir(record.id)

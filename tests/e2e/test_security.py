@@ -289,6 +289,13 @@ def test_privileged_can_use_the_nodes_it_makes(daemon: Daemon) -> None:
     lines = result.stdout.splitlines()
     assert lines[:2] == ["root=ok", "dev=ok"], result.stderr
     assert "nodev" not in lines[2].split()[5]
+    # Beyond the default allow-list (here /dev/kmsg, c 1:11): the privileged container's
+    # devices cgroup lets it open the node; a default container's refuses it.
+    script = "mknod /tmp/kmsg c 1 11 && exec 3</tmp/kmsg && echo opened"
+    assert run(daemon, "--privileged", "busybox", "sh", "-c", script).stdout == "opened\n"
+    refused = run(daemon, "--cap-add", "SYSLOG", "busybox", "sh", "-c", script)
+    assert refused.stdout == ""
+    assert "not permitted" in refused.stderr.lower() or "denied" in refused.stderr.lower()
 
 
 # ---------------------------------------------------------------- hostile images and paths
