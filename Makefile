@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := busybox-static runc skopeo umoci python3 python3-venv python3-dev gcc \
-                libcap-dev libseccomp-dev iproute2 procps psmisc kmod docker-registry apache2-utils
+                libcap-dev libseccomp-dev iproute2 nftables procps psmisc kmod docker-registry apache2-utils
 IMAGES := rootfs/out/busybox.tar rootfs/out/multilayer.tar
 
 .PHONY: setup system-packages venv images demo test unit lint bench clean
