@@ -17,6 +17,7 @@ tar errors) are mapped once, at the boundary where they happen, with
     │   ├── ImageInUse                  409
     │   └── InvalidStateTransition      409  e.g. pause of a stopped container
     ├── NotModified                     304  already in the state asked for (start/stop)
+    ├── Unauthorized                    401  a registry refused the credentials (login)
     ├── RegistryError                   500  a registry refused a pull, failed or sent bad data
     ├── ContainerStartError             500  the container's process could not be started
     │   (exit_code 126: cannot invoke, 127: command not found)
@@ -84,6 +85,12 @@ class NotModified(PycontainError):
     http_status = 304
 
 
+class Unauthorized(PycontainError):
+    """A registry refused the user name and password (``pycontain login``, ``POST /auth``)."""
+
+    http_status = 401
+
+
 class RegistryError(PycontainError):
     """A registry could not be reached, refused a request, or sent something that fails
     verification (a digest or size mismatch, a malformed manifest)."""
@@ -109,6 +116,7 @@ def error_from_status(status: int, message: str) -> PycontainError:
     """Rebuild the error class from an HTTP status (used by the CLI's client)."""
     cls: type[PycontainError] = {
         400: InvalidArgument,
+        401: Unauthorized,
         404: NotFound,
         409: Conflict,
     }.get(status, PycontainError)

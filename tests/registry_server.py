@@ -163,13 +163,18 @@ def get_manifest(address: str, repository: str, reference: str) -> tuple[bytes, 
 class FaultyProxy:
     """An HTTP proxy on 127.0.0.1 in front of a registry.  Counts the blob GETs per
     digest; while ``cut_blobs`` > 0, a blob GET (of ``cut_only`` when set) sends its
-    headers and half its body, then closes the connection (``cut_blobs`` goes down by one)."""
+    headers and half its body, then closes the connection (``cut_blobs`` goes down by one).
+    With ``hold`` set, such a cut waits after the half (``holding`` is set) until
+    ``release`` is: the client is left mid-blob for as long as a test needs."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.blob_gets: Counter[str] = Counter()
         self.cut_blobs = 0
         self.cut_only: str | None = None
+        self.hold = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
         self._lock = threading.Lock()
         proxy = self
 
@@ -207,8 +212,12 @@ class FaultyProxy:
                     self.wfile.write(body[: len(body) // 2] if cut else body)
                 if cut:
                     self.wfile.flush()
+                    if proxy.hold:
+                        proxy.holding.set()
+                        proxy.release.wait(60)
                     self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
+                    with contextlib.suppress(OSError):  # the client may be gone already
+                        self.connection.shutdown(socket.SHUT_RDWR)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -217,6 +226,7 @@ class FaultyProxy:
         self.thread.start()
 
     def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(10)

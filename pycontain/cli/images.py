@@ -8,6 +8,7 @@ API calls:
     load    POST   /images/load[?quiet=1]           body: the archive
             -> JSON lines, {"stream": "Loaded image: busybox:latest\\n"}
     pull    POST   /images/create?fromImage=NAME&tag=TAG|DIGEST
+            X-Registry-Auth: the credentials stored for the registry (pycontain login)
             -> JSON lines, {"status": ..., "id": layer, "progressDetail": {...}}
 """
 
@@ -21,6 +22,7 @@ from pycontain.cli.common import Context, Verb, each, os_error_text, quote_path
 from pycontain.cli.flags import VALUE, Command, Flag, Options
 from pycontain.cli.render import IMAGES_HEADER, image_rows, split_repo_tag, tabulate
 from pycontain.cli.stream import json_messages
+from pycontain.errors import DaemonUnreachable, PycontainError
 
 __all__ = ["VERBS"]
 
@@ -155,19 +157,39 @@ def pull_image(ctx: Context, name: str, out: TextIO, quiet: bool = False) -> str
     """Ask the daemon to pull ``name``, showing its progress on ``out``; return the
     image's full name (``docker.io/library/alpine:latest``).
 
-    Raises ``InvalidArgument`` for a malformed name and the daemon's error otherwise.
+    Raises ``InvalidArgument`` for a malformed name, ``DaemonUnreachable`` when the
+    daemon goes away before the pull ends, and the daemon's error otherwise.
     """
     from pycontain.images.reference import parse_reference
 
     reference = parse_reference(name).with_default_tag()
     query = {"fromImage": reference.familiar_name, "tag": reference.digest or reference.tag}
-    reply = ctx.client.request("POST", "/images/create", query=query)
+    auth = _registry_auth(ctx, reference.domain)
+    reply = ctx.client.request("POST", "/images/create", query=query,
+                               headers={"X-Registry-Auth": auth} if auth else None)
     view = PullView(out, out.isatty())
+    finished = False
     for message in json_messages(reply.iter_lines()):
+        finished = str(message.get("status", "")).startswith("Status: ")
         if not quiet:
             view.show(message)
+    if not finished:  # a cut stream reads as a clean end (http.client hides the cut chunk)
+        raise DaemonUnreachable(f"the pycontain daemon at {ctx.client.host} closed the "
+                                f"connection before the pull of {reference.familiar()} ended")
     suffix = f"@{reference.digest}" if reference.digest else f":{reference.tag}"
     return reference.full_name + suffix
+
+
+def _registry_auth(ctx: Context, domain: str) -> str | None:
+    """The ``X-Registry-Auth`` header for ``domain``'s stored credentials; an unreadable
+    credentials file is a warning (the pull goes on without), as with Docker."""
+    from pycontain.cli.credentials import CredentialStore
+
+    try:
+        return CredentialStore.default().header_for(domain)
+    except PycontainError as exc:
+        ctx.error(f"WARNING: Error loading config file: {exc.message}")
+        return None
 
 
 def cmd_pull(ctx: Context, opts: Options) -> int:

@@ -47,6 +47,8 @@ VERB_MODULES: dict[str, tuple[str, str]] = {
     "import": ("images", "Import the contents from a tarball to create a filesystem image"),
     "load": ("images", "Load an image from a tar archive or STDIN"),
     "pull": ("images", "Download an image from a registry"),
+    "login": ("login", "Log in to a registry"),
+    "logout": ("login", "Log out from a registry"),
     "events": ("events", "Get real time events from the server"),
     "system": ("system", "Manage pycontain: disk usage (df), remove unused data (prune)"),
     "version": ("system", "Show the pycontain version information"),

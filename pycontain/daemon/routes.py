@@ -50,6 +50,7 @@ class Api:
             r.add(method, "/_ping", self.ping)
         r.add("GET", "/version", self.version)
         r.add("GET", "/info", self.info)
+        r.add("POST", "/auth", self.auth)
         r.add("GET", "/events", self.events)
         r.add("GET", "/system/df", self.system_df)
         r.add("POST", "/containers/prune", self.prune_containers)
@@ -126,6 +127,23 @@ class Api:
             "Runtimes": {"pycontain": {"path": "pycontain"}},
             "SecurityOptions": [],
         })
+
+    async def auth(self, request: Request) -> Response:
+        """Docker's login check: {username, password, serveraddress} -> the registry asked
+        with them; 401 ``Unauthorized`` when it refuses.  Nothing is stored here."""
+        from pycontain.images.registry import Credentials, check_login
+
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise InvalidArgument("auth: the body must be a JSON object")
+        username, password = body.get("username"), body.get("password", "")
+        server = body.get("serveraddress") or "docker.io"
+        if not isinstance(username, str) or not username:
+            raise InvalidArgument("auth: a user name is required")
+        if not isinstance(password, str) or not isinstance(server, str):
+            raise InvalidArgument("auth: password and serveraddress must be strings")
+        await check_login(server, Credentials(username, password), self.insecure_registries)
+        return Response.json({"Status": "Login Succeeded", "IdentityToken": ""})
 
     async def events(self, request: Request) -> Response:
         """Container events, Docker's shape: past ones from ``since``, then live ones

@@ -19,6 +19,7 @@ __all__ = [
     "Reference",
     "is_image_id",
     "parse_reference",
+    "registry_domain",
 ]
 
 DEFAULT_DOMAIN = "docker.io"
@@ -125,6 +126,20 @@ def parse_reference(text: str) -> Reference:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = _OFFICIAL_PREFIX + path
     return Reference(domain, path, tag, digest)
+
+
+def registry_domain(server: str) -> str:
+    """The registry a login names, as a reference's domain: ``https://index.docker.io/v1/``,
+    ``index.docker.io`` and ``docker.io`` are ``docker.io``; ``http://host:5000/x`` is
+    ``host:5000``.  Raises ``InvalidArgument`` for an empty or malformed address."""
+    text = server.strip()
+    for scheme in ("https://", "http://"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme) :]
+    host = text.split("/", 1)[0]
+    if not _DOMAIN.fullmatch(host):
+        raise InvalidArgument(f"invalid registry address {server!r}: want HOST[:PORT]")
+    return DEFAULT_DOMAIN if host.lower() in (DEFAULT_DOMAIN, *_LEGACY_DOMAINS) else host
 
 
 def _split_domain(name: str) -> tuple[str, str]:

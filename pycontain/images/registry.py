@@ -11,6 +11,10 @@ What a pull asks a registry, in order (distribution-spec, Docker's token protoco
     GET  /v2/PATH/manifests/TAG|DIGEST         Accept: OCI index/manifest, Docker list/v2
     GET  /v2/PATH/blobs/DIGEST                 config and layers; 307 to a CDN is followed
 
+A login (``POST /auth``, ``check_login``) asks only the first step: ``GET /v2/`` and its
+challenge answered with the credentials (basic: the ping again with them; bearer: a token
+for no scope, ``account=USER``, as ``docker login`` asks Docker Hub's token service).
+
 Every reply is foreign: manifests are parsed into typed ``Manifest``/``Index`` values
 here, at the boundary, and every blob is checked against its descriptor's size and
 digest by whoever reads it (``BlobStream`` stops at the first byte too many).
@@ -34,9 +38,9 @@ from typing import Any, Final
 
 import aiohttp
 
-from pycontain.errors import NotFound, RegistryError
+from pycontain.errors import InvalidArgument, NotFound, RegistryError, Unauthorized
 from pycontain.images.config import host_architecture
-from pycontain.images.reference import DEFAULT_DOMAIN, Reference
+from pycontain.images.reference import DEFAULT_DOMAIN, Reference, registry_domain
 
 __all__ = [
     "INDEX_TYPES",
@@ -48,6 +52,7 @@ __all__ = [
     "Manifest",
     "Platform",
     "RegistryClient",
+    "check_login",
     "choose_platform",
     "host_platform",
     "is_transient",
@@ -114,6 +119,10 @@ class Credentials:
             return None
         return cls(username, password if isinstance(password, str) else "")
 
+    def basic_authorization(self) -> str:
+        """The ``Authorization`` header value of HTTP basic auth."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -160,6 +169,18 @@ def host_platform() -> Platform:
     """The platform this machine runs: linux and Go's name of the architecture."""
     arch = host_architecture()
     return Platform("linux", arch, "v8" if arch == "arm64" else "")
+
+
+async def check_login(server: str, credentials: Credentials,
+                      insecure: Collection[str] = ()) -> None:
+    """Check ``credentials`` with the registry ``server`` as ``docker login`` does.
+
+    Raises ``InvalidArgument`` for a malformed address, ``Unauthorized`` when the registry
+    refuses the credentials, ``RegistryError`` when it cannot be asked.
+    """
+    domain = registry_domain(server)
+    async with RegistryClient(Reference(domain, ""), insecure, credentials) as client:
+        await client.check_credentials()
 
 
 def choose_platform(index: Index, want: Platform, what: str) -> Descriptor:
@@ -355,13 +376,40 @@ class RegistryClient:
             if self._credentials is None:
                 raise RegistryError(f"pull {self.reference.familiar_name}: {self.reference.domain} "
                                     "needs a user name and password (pycontain login)")
-            self._authorization = "Basic " + base64.b64encode(
-                f"{self._credentials.username}:{self._credentials.password}".encode()).decode()
+            self._authorization = self._credentials.basic_authorization()
         elif scheme == "bearer":
             self._authorization = "Bearer " + await self._token(params)
         else:
             raise RegistryError(f"ping {self._root}: unsupported authentication scheme "
                                 f"{scheme!r}")
+
+    async def check_credentials(self) -> None:
+        """The registry's challenge answered with our credentials; ``Unauthorized`` when
+        it refuses them (a registry that asks for none accepts any, as Docker's login)."""
+        what = f"login to {self.reference.domain}"
+        if self._credentials is None:
+            raise InvalidArgument(f"{what}: no user name given")
+        response, body = await self._fetch("GET", self._root, authorize=False)
+        if response.status == 200:
+            return
+        if response.status != 401:
+            raise RegistryError(f"{what}: GET {self._root}: {response.status} "
+                                f"{_registry_message(body)}")
+        scheme, params = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        if scheme == "basic":
+            self._authorization = self._credentials.basic_authorization()
+            response, body = await self._fetch("GET", self._root)
+            asked = f"GET {self._root}"
+        elif scheme == "bearer":
+            response, body = await self._ask_token(params, {"account": self._credentials.username})
+            asked = f"get token from {params.get('realm', '')}"
+        else:
+            raise RegistryError(f"{what}: unsupported authentication scheme {scheme!r}")
+        if response.status in (401, 403):
+            raise Unauthorized(f"{what}: incorrect username or password "
+                               f"({_registry_message(body) or response.reason})")
+        if response.status != 200:
+            raise RegistryError(f"{what}: {asked}: {response.status} {_registry_message(body)}")
 
     async def manifest_digest(self, tag: str) -> str | None:
         """HEAD the manifest of ``tag``: its digest, or None when the registry does not say."""
@@ -429,7 +477,9 @@ class RegistryClient:
                                 f"may require 'pycontain login': {message}")
         raise RegistryError(f"GET {url}: {response.status} {message}")
 
-    async def _token(self, params: dict[str, str]) -> str:
+    async def _ask_token(self, params: dict[str, str], query: dict[str, str],
+                         ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """GET the challenge's realm for ``query`` (and its service), with our credentials."""
         realm = params.get("realm", "")
         parsed = urllib.parse.urlsplit(realm)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -437,16 +487,19 @@ class RegistryClient:
         if parsed.scheme == "http" and not (_is_local(parsed.netloc)
                                             or parsed.netloc in self._insecure):
             raise RegistryError(f"token service {realm}: refusing plain HTTP")
-        query = {"scope": f"repository:{self.reference.path}:pull"}
         if params.get("service"):
-            query["service"] = params["service"]
+            query = {**query, "service": params["service"]}
         url = realm + ("&" if parsed.query else "?") + urllib.parse.urlencode(query)
         headers = {}
         if self._credentials is not None:
-            headers["Authorization"] = "Basic " + base64.b64encode(
-                f"{self._credentials.username}:{self._credentials.password}".encode()).decode()
-        response, body = await self._fetch("GET", url, authorize=False, headers=headers,
-                                           limit=_MAX_TOKEN_BYTES)
+            headers["Authorization"] = self._credentials.basic_authorization()
+        return await self._fetch("GET", url, authorize=False, headers=headers,
+                                 limit=_MAX_TOKEN_BYTES)
+
+    async def _token(self, params: dict[str, str]) -> str:
+        realm = params.get("realm", "")
+        response, body = await self._ask_token(
+            params, {"scope": f"repository:{self.reference.path}:pull"})
         if response.status != 200:
             raise RegistryError(f"get token from {realm}: {response.status} "
                                 f"{_registry_message(body)}")

@@ -1,7 +1,7 @@
 """Pulling from a real registry (Debian's docker-registry on 127.0.0.1), end to end:
 the CLI's output, run pulling a missing image, the unpacked tree against umoci's, and
 the bad cases (tampered blob, connection cut mid-layer, basic auth, a multi-platform
-index, concurrent pulls).  No traffic leaves 127.0.0.1.
+index, concurrent pulls, the daemon killed mid-layer).  No traffic leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest
 from pycontain.client import Client
 from pycontain.errors import PycontainError
 from pycontain.images.config import host_architecture
-from tests.conftest import BIN, Daemon
+from tests.conftest import BIN, Daemon, isolated_daemon
 from tests.registry_server import (
     FaultyProxy,
     LocalRegistry,
@@ -340,3 +341,106 @@ def registry_config(address: str, repo: str, manifest: dict[str, Any]) -> bytes:
                               f"/v2/{repo}/blobs/{manifest['config']['digest']}")
     assert status == 200
     return body
+
+
+# -- a pull cut off by the daemon's death ----------------------------------------------------
+
+
+def _layer(files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A gzip layer holding ``files``: (its bytes, its diff_id)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    raw = buffer.getvalue()
+    return gzip.compress(raw, mtime=0, compresslevel=1), "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _busybox_plus(address: str, repository: str, extra: list[tuple[bytes, str]]
+                  ) -> dict[str, Any]:
+    """busybox (from ``library/busybox`` of the same registry) with ``extra`` layers on top."""
+    base_bytes, _ = get_manifest(address, "library/busybox", "latest")
+    base = json.loads(base_bytes)
+    config = json.loads(registry_config(address, "library/busybox", base))
+    layers = []
+    for descriptor in base["layers"]:
+        status, _, data = request(address, "GET",
+                                  f"/v2/library/busybox/blobs/{descriptor['digest']}")
+        assert status == 200
+        layers.append({**descriptor, "digest": upload_blob(address, repository, data)})
+    for data, diff_id in extra:
+        layers.append({"mediaType": GZIP_LAYER, "size": len(data),
+                       "digest": upload_blob(address, repository, data)})
+        config["rootfs"]["diff_ids"].append(diff_id)
+    config["architecture"] = host_architecture()
+    config_bytes = json.dumps(config).encode()
+    manifest = {**base, "layers": layers,
+                "config": {**base["config"], "size": len(config_bytes),
+                           "digest": upload_blob(address, repository, config_bytes)}}
+    put_manifest(address, repository, "latest", manifest)
+    return manifest
+
+
+def _wait_for(check: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_daemon_killed_mid_layer(test_images: Path, registry: LocalRegistry) -> None:
+    small, small_id = _layer({"small": b"committed before the kill\n"})
+    payload = os.urandom(6 << 20)
+    big, big_id = _layer({f"part{n}": payload[n << 20:(n + 1) << 20] for n in range(6)})
+    manifest = _busybox_plus(registry.address, "killed/image", [(small, small_id),
+                                                                 (big, big_id)])
+    big_digest = manifest["layers"][-1]["digest"]
+    proxy = FaultyProxy(registry.address)
+    proxy.cut_only, proxy.cut_blobs, proxy.hold = big_digest, 1, True
+    name = f"{proxy.address}/killed/image"
+    with isolated_daemon(test_images) as daemon:
+        layers = daemon.data_root / "image" / "layers"
+        staging_root = daemon.data_root / "tmp"
+
+        def staged_files() -> list[Path]:
+            return [p for p in staging_root.glob("image-staging-*/layer-*/diff/*") if p.is_file()]
+
+        pull = subprocess.Popen([str(BIN / "pycontain"), "-H", daemon.host, "pull", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proxy.holding.wait(60), "the big layer was never requested"
+            _wait_for(lambda: staged_files() and (layers / small_id[7:]).is_dir(),
+                      "the small layer committed and the big one half unpacked")
+            daemon.kill()
+            pull.communicate(timeout=30)
+        finally:
+            proxy.release.set()
+            if pull.poll() is None:
+                pull.kill()
+                pull.wait()
+        try:
+            assert pull.returncode != 0
+            assert staged_files(), "the kill did not land mid-layer"
+            assert not (layers / big_id[7:]).exists()
+
+            daemon.start()
+            assert not list(staging_root.glob("image-staging-*"))
+            left = sorted(os.listdir(layers))
+            assert big_id[7:] not in left and small_id[7:] not in left  # an orphan: removed
+            assert all((layers / entry / "layer.json").is_file() for entry in left)
+            assert "killed/image" not in daemon.cli("images", check=True).stdout
+            assert daemon.cli("inspect", name).returncode == 1
+
+            result = daemon.cli("pull", name, timeout=120)
+            assert result.returncode == 0, result.stderr
+            assert proxy.blob_gets[big_digest] == 2
+            run = daemon.cli("run", "--rm", name, "sh", "-c",
+                             "cat /small; cat /part* | md5sum")
+            assert run.returncode == 0, run.stderr
+            assert run.stdout == ("committed before the kill\n"
+                                  f"{hashlib.md5(payload).hexdigest()}  -\n")
+        finally:
+            proxy.stop()

@@ -88,7 +88,8 @@ def daemon(monkeypatch: pytest.MonkeyPatch) -> FakeDaemon:
             self.host = host
 
         def request(self, method: str, path: str, query: dict[str, Any] | None = None,
-                    body: Any = None, upload: Any = None) -> FakeResponse:
+                    body: Any = None, upload: Any = None,
+                    headers: dict[str, str] | None = None) -> FakeResponse:
             return fake._call(method, path, query, body, upload)
 
         def json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from pycontain.cli.images import PullView
-from pycontain.errors import NotFound, RegistryError
+from pycontain.errors import NotFound, RegistryError, Unauthorized
 from pycontain.images.pull import _await, _ChunkReader, run_in_greenlet
 from pycontain.images.reference import parse_reference
 from pycontain.images.registry import (
@@ -28,6 +28,7 @@ from pycontain.images.registry import (
     Manifest,
     Platform,
     RegistryClient,
+    check_login,
     choose_platform,
     parse_challenge,
     parse_manifest,
@@ -208,3 +209,41 @@ def test_token_flow_with_docker_hub_shapes() -> None:
     assert seen["token_query"] == {"scope": "repository:library/alpine:pull",
                                    "service": "registry.docker.io"}
     assert seen["token_auth"] == "Basic " + base64.b64encode(b"u:p").decode()
+
+
+def test_login_against_docker_hub_shapes() -> None:
+    """docker login's question: a token for no scope, ``account=USER``; 401 -> Unauthorized."""
+    seen: list[dict[str, str]] = []
+
+    async def scenario(password: str) -> None:
+        async def token(request: web.Request) -> web.Response:
+            seen.append(dict(request.query))
+            if request.headers.get("Authorization") != "Basic " + base64.b64encode(
+                    b"u:right").decode():
+                return web.json_response({"details": "incorrect username or password"},
+                                         status=401)
+            return web.json_response(HUB_TOKEN)
+
+        async def ping(request: web.Request) -> web.Response:
+            return web.json_response(HUB_UNAUTHORIZED, status=401, headers={
+                "WWW-Authenticate": f'Bearer realm="http://{request.host}/token",'
+                                    'service="registry.docker.io"'})
+
+        app = web.Application()
+        app.router.add_get("/token", token)
+        app.router.add_get("/v2/", ping)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            await check_login(f"http://127.0.0.1:{port}/", Credentials("u", password))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario("right"))
+    assert seen == [{"account": "u", "service": "registry.docker.io"}]
+    with pytest.raises(Unauthorized, match=r"^login to 127\.0\.0\.1:\d+: incorrect username or "
+                                           r"password \(.*incorrect username or password"):
+        asyncio.run(scenario("wrong"))
