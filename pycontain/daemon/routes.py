@@ -350,7 +350,12 @@ class Api:
 
     async def remove_image(self, request: Request) -> Response:
         ref = request.params["name"]
-        image = self.images.get(ref)
+        try:
+            image = self.images.get(ref)
+        except NoSuchImage:
+            if request.flag("force"):  # an image whose stored config is unreadable
+                return Response.json(self.images.untag_or_remove(ref, force=True))
+            raise
         users = [r for r in self.containers.records.values() if r.image_id == image.id]
         short = image.id.removeprefix("sha256:")[:12]
         by_id = is_image_id(ref) or short.startswith(ref.removeprefix("sha256:"))
