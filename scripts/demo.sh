@@ -7,6 +7,7 @@ BIN=$PWD/.venv/bin
 SOCK=${PYCONTAIN_DEMO_SOCKET:-/run/pycontain.sock}
 export PYCONTAIN_HOST=unix://$SOCK
 started_daemon=""
+ip_forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
 bold=$(tput bold 2>/dev/null || true); plain=$(tput sgr0 2>/dev/null || true)
 
 say()  { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
@@ -22,9 +23,14 @@ show() { printf '$ %s\n' "$(quoted "$@")"; "$@"; echo; }
 pc()   { printf '$ pycontain %s\n' "$(quoted "$@")"; "$BIN/pycontain" "$@"; echo; }
 
 cleanup() {
-    "$BIN/pycontain" rm -f demo-hello demo-web demo-lifecycle demo-limited demo-oom >/dev/null 2>&1
+    "$BIN/pycontain" rm -f demo-hello demo-web demo-http demo-lifecycle demo-limited demo-oom \
+        >/dev/null 2>&1
     if [[ -n $started_daemon ]]; then
         kill "$started_daemon" 2>/dev/null && wait "$started_daemon" 2>/dev/null
+        # What the daemon made for its bridge network goes with it here (Docker would keep it).
+        ip link del pycontain0 2>/dev/null
+        nft delete table inet pycontain 2>/dev/null
+        echo "$ip_forward_before" > /proc/sys/net/ipv4/ip_forward
         say "The demo stopped the daemon it started. Start it again with:"
         echo "  sudo $BIN/pycontaind &"
     fi
@@ -73,8 +79,19 @@ say "6. Isolation: namespaces. The container's namespaces next to the host's:"
 for ns in pid mnt uts ipc net; do
     printf '  %-4s host %-22s container %s\n' "$ns" "$(readlink /proc/self/ns/$ns)" "$(readlink /proc/$pid/ns/$ns)"
 done
-echo "its own hostname (the short id) and only a loopback network:"
+echo "its own hostname (the short id) and its own network: loopback and eth0 on the bridge:"
 "$BIN/pycontain" run --rm busybox sh -c 'echo "  hostname: $(hostname)"; ip -o link | cut -d" " -f2,3 | sed "s/^/  /"'
+
+say "9. PORTS: a port the container opened, connected to a port of the host (-p)."
+pc run -d --name demo-http -p 80 busybox sh -c 'echo hello from a web server in a container > /tmp/index.html; exec httpd -f -p 80 -h /tmp'
+pc port demo-http
+hostport=$("$BIN/pycontain" port demo-http 80 | cut -d: -f2)
+printf '$ fetch http://127.0.0.1:%s/ from the host\n' "$hostport"
+"$BIN/python" -c "import sys, time, urllib.request
+for _ in range(50):
+    try: print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode(), end=''); break
+    except OSError: time.sleep(0.1)" "http://127.0.0.1:$hostport/"
+echo
 
 say "9. docker ps: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES"
 pc ps
@@ -89,7 +106,7 @@ pc ps -a --filter name=demo-lifecycle
 echo "(sleep, as PID 1, ignores SIGTERM: after the timeout stop sends SIGKILL, hence exit code 137 = 128 + 9)"
 pc stop -t 2 demo-web
 pc ps -a --filter name=demo-web
-pc rm demo-lifecycle demo-web
+pc rm -f demo-lifecycle demo-web demo-http
 
 say "6. Isolation: cgroups limit what a group of processes may use. A 64 MB memory limit:"
 "$BIN/pycontain" run -d --name demo-limited -m 64m --cpus 0.5 busybox sleep 600 >/dev/null

@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import prctl
@@ -54,6 +57,11 @@ class Daemon:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    subnet: IPv4Network = field(default_factory=lambda: IPv4Network("10.88.0.0/16"))
+
+    @property
+    def bridge(self) -> str:
+        return f"pct{self.tag}"
 
     @property
     def host(self) -> str:
@@ -101,7 +109,7 @@ def _spawn_daemon(d: Daemon) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [str(BIN / "pycontaind"), "--data-root", str(d.data_root), "--exec-root",
              str(d.exec_root), "-H", d.host, "--cgroup-parent", d.cgroup_parent,
-             "--log-level", "debug"],
+             "--bridge", d.bridge, "--subnet", str(d.subnet), "--log-level", "debug"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **d.env})
     deadline = time.monotonic() + 20
@@ -157,6 +165,49 @@ def remove_cgroup_parents(tag: str) -> None:
             parent.rmdir()
 
 
+def host_networks() -> list[IPv4Network]:
+    """Every IPv4 network the host routes or has an address in."""
+    from pyroute2 import IPRoute
+
+    found = []
+    with IPRoute() as ipr:
+        for route in ipr.route("dump", family=socket.AF_INET):
+            dst = route.get("RTA_DST") or "0.0.0.0"
+            if route["dst_len"]:
+                found.append(IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
+        for addr in ipr.addr("dump", family=socket.AF_INET):
+            found.append(IPv4Network(f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}",
+                                     strict=False))
+    return found
+
+
+def free_subnet() -> IPv4Network:
+    """A random 10.x.y.0/24 that overlaps nothing the host has: each run its own subnet."""
+    used = host_networks()
+    for _ in range(1000):
+        candidate = IPv4Network(f"10.{random.randrange(1, 255)}.{random.randrange(256)}.0/24")
+        if not any(candidate.overlaps(net) for net in used):
+            return candidate
+    raise RuntimeError("no free 10.x.y.0/24 on this host")
+
+
+def remove_network(bridge: str) -> list[str]:
+    """Delete the run's bridge and nft table; report veths still attached to it."""
+    from pyroute2 import IPRoute
+
+    left = []
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=bridge)
+        if found:
+            ports = [link.get("IFLA_IFNAME") for link in ipr.get_links()
+                     if link.get("IFLA_MASTER") == found[0]]
+            left += [f"veth {name} on {bridge}" for name in ports]
+            ipr.link("del", index=found[0])
+    subprocess.run(["nft", "delete", "table", "inet", f"pycontain_{bridge}"],
+                   capture_output=True)
+    return left
+
+
 def reap_orphans() -> None:
     """Reap the exited shims re-parented to us (our other children may still run)."""
     while True:
@@ -166,6 +217,16 @@ def reap_orphans() -> None:
             return
         if pid == 0:
             return
+
+
+@pytest.fixture(scope="session", autouse=True)
+def restore_ip_forward() -> Iterator[None]:
+    """The daemons turn IPv4 forwarding on, as Docker does; the run puts it back."""
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    before = path.read_text()
+    yield
+    if os.geteuid() == 0 and path.read_text() != before:
+        path.write_text(before)
 
 
 @pytest.fixture(scope="session")
@@ -188,7 +249,7 @@ def isolated_daemon(images: Path, env: dict[str, str] | None = None) -> Iterator
     d = Daemon(tag=tag, root=root, data_root=root / "data", exec_root=root / "exec",
                socket=root / "pycontain.sock", cgroup_parent=f"pycontain-test-{tag}",
                process=None, log_path=root / "daemon.log",  # type: ignore[arg-type]
-               env=env or {})
+               env=env or {}, subnet=free_subnet())
     d.start()
     try:
         d.cli("load", "-i", str(images / "busybox.tar"), check=True)
@@ -200,7 +261,7 @@ def isolated_daemon(images: Path, env: dict[str, str] | None = None) -> Iterator
                 d.cli("rm", "-f", *ids)
         d.stop()
         reap_orphans()
-        left = leftovers(tag, d.data_root)
+        left = leftovers(tag, d.data_root) + remove_network(d.bridge)
         remove_cgroup_parents(tag)
         log_text = d.log_path.read_text(errors="replace")
         shutil.rmtree(root, ignore_errors=True)

@@ -28,6 +28,9 @@ LOGS = Command(
 )
 TOP = Command("top", "CONTAINER", "Display the running processes of a container",
               min_args=1, max_args=1)
+PORT = Command("port", "CONTAINER [PRIVATE_PORT[/PROTO]]",
+               "List port mappings or a specific mapping for the container",
+               min_args=1, max_args=2)
 INSPECT = Command(
     "inspect", "NAME|ID [NAME|ID...]", "Return low-level information on containers or images",
     (Flag("format", "f", VALUE, "Format output using a custom template"),
@@ -107,7 +110,30 @@ def cmd_inspect(ctx: Context, opts: Options) -> int:
     return 1 if failed else 0
 
 
+def cmd_port(ctx: Context, opts: Options) -> int:
+    """``80/tcp -> 0.0.0.0:8080`` per published port (inspect's NetworkSettings.Ports)."""
+    name = opts.args[0]
+    info = ctx.client.json("GET", f"/containers/{quote_path(name)}/json") or {}
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    wanted = opts.args[1] if len(opts.args) > 1 else None
+    if wanted is not None and "/" not in wanted:
+        wanted += "/tcp"
+    shown = 0
+    for key in sorted(ports, key=lambda k: (int(k.split("/")[0]), k)):
+        if wanted is not None and key != wanted:
+            continue
+        for binding in ports[key] or []:
+            address = f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}"
+            ctx.line(address if wanted else f"{key} -> {address}")
+            shown += 1
+    if wanted is not None and not shown:
+        ctx.error(f"Error: No public port '{wanted}' published for {name}")
+        return 1
+    return 0
+
+
 VERBS = {
+    "port": Verb(PORT, cmd_port),
     "logs": Verb(LOGS, cmd_logs),
     "top": Verb(TOP, cmd_top),
     "inspect": Verb(INSPECT, cmd_inspect),

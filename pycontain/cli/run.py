@@ -64,6 +64,10 @@ _CONTAINER_FLAGS = (
          metavar="int", convert=to_int),
     Flag("pull", kind=VALUE, help='Pull image before running ("always", "missing", "never")',
          convert=pull_policy),
+    Flag("publish", "p", LIST, "Publish a container's port(s) to the host "
+         "([[HOSTIP:][HOSTPORT]:]CTRPORT[/tcp|udp])", metavar="list"),
+    Flag("network", kind=VALUE, help='Connect a container to a network: bridge (default), '
+         'none, host or container:NAME'),
     Flag("restart", kind=VALUE, help='Restart policy to apply when a container exits '
          '(no, on-failure[:max-retries], always, unless-stopped) (default "no")',
          convert=restart_policy),
@@ -146,6 +150,12 @@ def container_body(opts: Options, attach: bool) -> dict[str, Any]:
         if opts.given(flag):
             host[key] = opts.value(flag)
     host.update(_security_host_config(opts))
+    if opts.given("network"):
+        host["NetworkMode"] = opts.text("network")
+    if opts.given("publish"):
+        from pycontain.network.ports import port_bindings
+
+        host["PortBindings"] = port_bindings(opts.texts("publish"))
     body["HostConfig"] = host
     return body
 

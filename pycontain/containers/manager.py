@@ -30,7 +30,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pycontain.cgroups.base import CgroupManager, Resources
 from pycontain.containers import logs
@@ -45,6 +45,7 @@ from pycontain.containers.record import (
 )
 from pycontain.containers.state import Action, Status, transition
 from pycontain.errors import (
+    Conflict,
     ContainerStartError,
     InvalidArgument,
     NameInUse,
@@ -54,9 +55,13 @@ from pycontain.errors import (
 )
 from pycontain.faults import fault_point
 from pycontain.images import Image, ImageStore
+from pycontain.network.ports import parse_port_spec
 from pycontain.runtime import syscalls
 from pycontain.runtime.shim import read_exit_record
 from pycontain.runtime.spawner import ForkServer
+
+if TYPE_CHECKING:
+    from pycontain.network.service import BridgeNetwork
 from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec
 from pycontain.security import policy as security_policy
 
@@ -85,7 +90,9 @@ def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
 
 class ContainerManager:
     def __init__(self, data_root: Path, exec_root: Path, images: ImageStore,
-                 cgroups: CgroupManager, spawner: ForkServer) -> None:
+                 cgroups: CgroupManager, spawner: ForkServer,
+                 network: BridgeNetwork | None = None) -> None:
+        self.network = network  # the default bridge network; None: only none/host/container
         self.dir = data_root / "containers"
         self.state_root = exec_root / "containers"
         self.images = images
@@ -222,6 +229,9 @@ class ContainerManager:
         directory = self._container_dir(record.id)
         hc = record.host_config
         binds = tuple(BindMount(*parse_bind(b)) for b in hc.binds)
+        mode, join_netns = self._network_mode(record)
+        if mode in ("bridge", "none"):
+            binds += self._etc_files(record)
         return ContainerSpec(
             id=record.id,
             hostname=record.config.hostname,
@@ -238,7 +248,70 @@ class ContainerManager:
             tmpfs=security_policy.tmpfs_specs(hc.tmpfs),
             security=security_policy.security_spec(hc.cap_add, hc.cap_drop, hc.privileged,
                                                    hc.security_opt, hc.readonly_rootfs),
+            network_mode=mode,
+            join_netns=join_netns,
         )
+
+    def _network_mode(self, record: ContainerRecord) -> tuple[str, str]:
+        """The runtime's network mode and, for container:NAME, the namespace to join."""
+        mode = record.host_config.network_mode
+        if mode == "bridge" and self.network is None:
+            raise PycontainError("the bridge network is not available in this daemon")
+        if not mode.startswith("container:"):
+            return mode, ""
+        other = self.resolve(mode.partition(":")[2])
+        if other.id == record.id:
+            raise InvalidArgument("cannot join the network of the container itself")
+        if other.state.status not in (Status.RUNNING, Status.PAUSED):
+            raise Conflict(f"cannot join network of a non running container: {other.name}")
+        return "container", f"/proc/{other.state.pid}/ns/net"
+
+    def _etc_files(self, record: ContainerRecord) -> tuple[BindMount, ...]:
+        """/etc/hostname, /etc/hosts and /etc/resolv.conf of the container, as Docker
+        makes them (bind mounts of files in its directory; hosts is rewritten once the
+        container has its address)."""
+        directory = self._container_dir(record.id)
+        (directory / "hostname").write_text(record.config.hostname + "\n")
+        self._write_hosts(record, "")
+        try:
+            resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            resolv = ""
+        (directory / "resolv.conf").write_text(resolv)
+        return tuple(BindMount(str(directory / name), f"/etc/{name}")
+                     for name in ("hostname", "hosts", "resolv.conf"))
+
+    def _write_hosts(self, record: ContainerRecord, address: str) -> None:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        if address:
+            lines.append(f"{address}\t{record.config.hostname}")
+        (self._container_dir(record.id) / "hosts").write_text("\n".join(lines) + "\n")
+
+    async def _wire_network(self, record: ContainerRecord, shim_pid: int) -> None:
+        """Connect the container's new namespace to the bridge and publish its ports."""
+        assert self.network is not None
+        ports = [parse_port_spec(spec) for spec in record.host_config.port_bindings]
+        attachment = await self.network.connect(record.id, f"/proc/{shim_pid}/ns/net", ports)
+        endpoint = attachment.endpoint
+        state = record.state
+        state.ip_address = str(endpoint.address)
+        state.gateway = str(endpoint.gateway)
+        state.mac_address = endpoint.mac_address
+        state.ports = tuple(str(p) for p in attachment.ports)
+        self._write_hosts(record, str(endpoint.address.ip))
+
+    async def _unwire_network(self, record: ContainerRecord) -> None:
+        """Release the address and the published ports (idempotent; the veth dies with
+        the namespace, or is removed here)."""
+        if self.network is None or record.host_config.network_mode != "bridge":
+            return
+        try:
+            await self.network.disconnect(record.id)
+        except PycontainError as exc:
+            log.warning("disconnect %s from the bridge: %s", record.short_id, exc)
+        state = record.state
+        state.ip_address = state.gateway = state.mac_address = ""
+        state.ports = ()
 
     async def start(self, ref: str) -> None:
         record = self.resolve(ref)
@@ -257,6 +330,7 @@ class ContainerManager:
         state_dir = self._state_dir(record.id)
         message: dict[str, Any] = {}
         writer: asyncio.StreamWriter | None = None
+        wired = False
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             fault_point("start:state-dir")
@@ -265,6 +339,14 @@ class ContainerManager:
             control = self.spawner.spawn(self._spec(record, image))
             reader, writer = await asyncio.open_unix_connection(sock=control)
             message = _parse_event(await asyncio.wait_for(reader.readline(), START_TIMEOUT))
+            if message.get("event") == "netns":
+                wired = True
+                await self._wire_network(record, int(message["shim_pid"]))
+                fault_point("start:network")
+                writer.write(b"go\n")
+                await writer.drain()
+                message = _parse_event(await asyncio.wait_for(reader.readline(),
+                                                              START_TIMEOUT))
             fault_point("start:spawned")
         except BaseException:
             if writer is not None:
@@ -272,10 +354,14 @@ class ContainerManager:
             if message.get("event") == "started":  # the process runs: it must not outlive us
                 with contextlib.suppress(OSError):
                     os.kill(int(message["pid"]), signal.SIGKILL)
+            if wired:
+                await self._unwire_network(record)
             self._release_resources(record.id)
             raise
         if message.get("event") != "started":
             writer.close()
+            if wired:
+                await self._unwire_network(record)
             self._release_resources(record.id)
             error = str(message.get("message") or "the shim exited before the container started")
             code = int(message.get("exit_code") or 125)
@@ -362,6 +448,7 @@ class ContainerManager:
             state.finished_at = int(exit_record.get("finished_at") or time.time_ns())
         if state.oom_killed and state.exit_code == 0:
             state.exit_code = 137
+        await self._unwire_network(record)
         self._release_resources(record.id)
         if state.oom_killed:
             self._emit("oom", record)
@@ -573,6 +660,7 @@ class ContainerManager:
             if record.id not in self.records:
                 return
             record.state.status = transition(record.name, record.state.status, Action.REMOVE)
+            await self._unwire_network(record)
             self._release_resources(record.id)
             shutil.rmtree(self._container_dir(record.id), ignore_errors=True)
             del self.records[record.id]
@@ -714,6 +802,24 @@ class ContainerManager:
                 self._track(loop.create_task(self._on_exit(record, None)))
             else:
                 self._track(loop.create_task(self._watch_adopted(record, pidfd)))
+
+    async def recover_network(self) -> None:
+        """Daemon start, after ``load_all``: the bridge and its NAT rules exist, and the
+        leases, veths and port rules of containers that are gone are removed (logged)."""
+        if self.network is None:
+            return
+        await self.network.setup()
+        from pycontain.network.nat import enable_ip_forward
+
+        enable_ip_forward()  # as Docker does: containers reach beyond the host
+        live = [r.id for r in self.records.values()
+                if r.state.status in (Status.RUNNING, Status.PAUSED)
+                and r.host_config.network_mode == "bridge"]
+        report = await self.network.recover(live)
+        for kind, items in (("port rules", report.rules), ("veths", report.veths),
+                            ("address leases", report.leases)):
+            if items:
+                log.info("removed stale %s: %s", kind, ", ".join(items))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._watchers.add(task)

@@ -47,6 +47,8 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     restart_policy: str = "no"       # no | on-failure | always | unless-stopped
     restart_max_retries: int = 0     # on-failure's limit; 0 = no limit
+    network_mode: str = "bridge"     # bridge | none | host | container:<name or id>
+    port_bindings: tuple[str, ...] = ()  # "[IP:][HOSTPORT:]CTRPORT/PROTO", as -p takes them
 
 
 @dataclass
@@ -61,6 +63,10 @@ class ContainerState:
     finished_at: int = 0
     restart_count: int = 0
     stopped_by_user: bool = False  # an explicit stop/kill: restart policies stand down
+    ip_address: str = ""           # "10.88.0.2/16" on the bridge network while it runs
+    gateway: str = ""
+    mac_address: str = ""
+    ports: tuple[str, ...] = ()    # published, resolved: "0.0.0.0:8080->80/tcp"
 
 
 @dataclass
@@ -98,10 +104,11 @@ class ContainerRecord:
                 config[key] = tuple(config[key])
         config["env"] = tuple(config["env"])
         host = raw.pop("host_config")
-        for key in ("binds", "cap_add", "cap_drop", "security_opt"):
+        for key in ("binds", "cap_add", "cap_drop", "security_opt", "port_bindings"):
             host[key] = tuple(host.get(key, ()))
         state = raw.pop("state")
         state["status"] = Status(state["status"])
+        state["ports"] = tuple(state.get("ports", ()))
         return cls(config=ContainerConfig(**config), host_config=HostConfig(**host),
                    state=ContainerState(**state), args=tuple(raw.pop("args")), **raw)
 
@@ -177,8 +184,48 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         **_security_fields(host),
         restart_policy=policy,
         restart_max_retries=max_retries,
+        network_mode=_network_mode(host.get("NetworkMode")),
+        port_bindings=_port_bindings(host.get("PortBindings")),
     )
     return config, host_config
+
+
+def _network_mode(raw: Any) -> str:
+    """HostConfig.NetworkMode: "", default, bridge, none, host or container:NAME."""
+    mode = raw or "bridge"
+    if not isinstance(mode, str):
+        raise InvalidArgument("HostConfig.NetworkMode must be a string")
+    if mode == "default":
+        return "bridge"
+    if mode in ("bridge", "none", "host") or (mode.startswith("container:") and mode[10:]):
+        return mode
+    raise InvalidArgument(f"network {mode} not found: use bridge, none, host or "
+                          "container:NAME (user-defined networks are not supported yet)")
+
+
+def _port_bindings(raw: Any) -> tuple[str, ...]:
+    """Docker's {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]} -> ("8080:80/tcp",)."""
+    if not raw:
+        return ()
+    if not isinstance(raw, dict):
+        raise InvalidArgument("HostConfig.PortBindings must be an object")
+    from pycontain.network.ports import parse_port_spec
+
+    specs = []
+    for container_port, bindings in raw.items():
+        port, _, protocol = str(container_port).partition("/")
+        for binding in bindings or [{}]:
+            if not isinstance(binding, dict):
+                raise InvalidArgument(f"HostConfig.PortBindings[{container_port!r}]: "
+                                      "each binding must be an object")
+            host_ip = binding.get("HostIp") or ""
+            host_port = binding.get("HostPort") or ""
+            spec = f"{host_ip}:{host_port}:{port}/{protocol or 'tcp'}"
+            spec = spec.removeprefix("::") if not host_ip and not host_port else spec
+            spec = spec.removeprefix(":") if not host_ip else spec
+            parse_port_spec(spec)  # InvalidArgument for a bad one
+            specs.append(spec)
+    return tuple(specs)
 
 
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")

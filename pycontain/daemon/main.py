@@ -17,8 +17,12 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pycontain.runtime.spawner import ForkServer
+
+if TYPE_CHECKING:
+    from pycontain.network.service import BridgeNetwork
 
 log = logging.getLogger("pycontain.daemon")
 
@@ -31,6 +35,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="runtime state: shim exit files, lock (default %(default)s)")
     parser.add_argument("-H", "--host", default="unix:///run/pycontain.sock",
                         help="the API socket, unix:///PATH (default %(default)s)")
+    parser.add_argument("--bridge", default="pycontain0",
+                        help="the default network's bridge (default %(default)s)")
+    parser.add_argument("--subnet", default="10.88.0.0/16",
+                        help="the default network's subnet (default %(default)s)")
     parser.add_argument("--cgroup-parent", default="pycontain",
                         help="parent cgroup of every container (default %(default)s)")
     parser.add_argument("-G", "--group", default="pycontain",
@@ -100,9 +108,11 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
             for stale in scratch.glob("upload-*"):  # bodies of requests a crash cut off
                 stale.unlink(missing_ok=True)
             images = ImageStore(args.data_root / "image")
+            network = _bridge_network(args)
             containers = ContainerManager(args.data_root, args.exec_root, images, cgroups,
-                                          spawner)
+                                          spawner, network)
             containers.load_all()
+            await containers.recover_network()
         except PycontainError as exc:
             sys.exit(f"pycontaind: {exc}")
         api = Api(containers, images, args.data_root, args.cgroup_parent,
@@ -122,10 +132,31 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
             await stop.wait()
         server.close()
         await containers.shutdown()
+        network.close()
         socket_path.unlink(missing_ok=True)
         log.info("pycontaind stopped; running containers stay up")
 
     asyncio.run(run())
+
+
+def nat_table_for(bridge: str) -> str:
+    """The nftables table of a bridge: ``pycontain`` for the default one, else its own."""
+    return "pycontain" if bridge == "pycontain0" else f"pycontain_{bridge}"
+
+
+def _bridge_network(args: argparse.Namespace) -> BridgeNetwork:
+    from ipaddress import IPv4Network
+
+    from pycontain.errors import InvalidArgument
+    from pycontain.network.service import BridgeNetwork, NetworkConfig
+
+    try:
+        subnet = IPv4Network(args.subnet)
+    except ValueError as exc:
+        raise InvalidArgument(f"--subnet {args.subnet}: {exc}") from exc
+    config = NetworkConfig(bridge=args.bridge, subnet=subnet,
+                           nat_table=nat_table_for(args.bridge))
+    return BridgeNetwork(args.data_root / "network", config)
 
 
 def _bind_api_socket(path: Path, group: str) -> tuple[socket.socket, int, str]:

@@ -10,6 +10,7 @@ from pycontain.containers.record import ContainerRecord, parse_bind
 from pycontain.containers.state import Status
 from pycontain.errors import InvalidArgument
 from pycontain.images import Image
+from pycontain.network.ports import port_bindings
 from pycontain.timefmt import parse_rfc3339_nano, rfc3339_nano
 
 
@@ -33,6 +34,32 @@ def _mounts(record: ContainerRecord) -> list[dict[str, Any]]:
     return mounts
 
 
+def _published(record: ContainerRecord) -> list[tuple[str, int, int, str]]:
+    """(host ip, host port, container port, protocol) of each published port."""
+    found = []
+    for text in record.state.ports:  # "0.0.0.0:8080->80/tcp"
+        host, _, inside = text.partition("->")
+        host_ip, _, host_port = host.rpartition(":")
+        port, _, protocol = inside.partition("/")
+        found.append((host_ip, int(host_port), int(port), protocol))
+    return found
+
+
+def _network_settings(record: ContainerRecord) -> dict[str, Any]:
+    state = record.state
+    address, _, prefix = state.ip_address.partition("/")
+    ports: dict[str, list[dict[str, str]]] = {}
+    for host_ip, host_port, port, protocol in _published(record):
+        ports.setdefault(f"{port}/{protocol}", []).append(
+            {"HostIp": host_ip, "HostPort": str(host_port)})
+    endpoint = {"IPAddress": address, "IPPrefixLen": int(prefix or 0),
+                "Gateway": state.gateway, "MacAddress": state.mac_address}
+    mode = record.host_config.network_mode
+    networks = {mode if mode in ("bridge", "host", "none") else "container":
+                {**endpoint, "NetworkID": mode}}
+    return {**endpoint, "Ports": ports, "Networks": networks}
+
+
 def container_summary(record: ContainerRecord, image_name: str) -> dict[str, Any]:
     """An item of GET /containers/json."""
     return {
@@ -42,12 +69,13 @@ def container_summary(record: ContainerRecord, image_name: str) -> dict[str, Any
         "ImageID": record.image_id,
         "Command": " ".join(record.command_line),
         "Created": record.created // 1_000_000_000,
-        "Ports": [],
+        "Ports": [{"IP": ip, "PrivatePort": port, "PublicPort": host_port, "Type": protocol}
+                  for ip, host_port, port, protocol in _published(record)],
         "Labels": record.config.labels,
         "State": record.state.status.value,
         "Status": status_text(record),
-        "HostConfig": {"NetworkMode": "none"},
-        "NetworkSettings": {"Networks": {}},
+        "HostConfig": {"NetworkMode": record.host_config.network_mode},
+        "NetworkSettings": {"Networks": _network_settings(record)["Networks"]},
         "Mounts": _mounts(record),
     }
 
@@ -89,7 +117,8 @@ def container_inspect(record: ContainerRecord, log_path: str, lowerdirs: list[st
         "AppArmorProfile": "",
         "HostConfig": {
             "Binds": list(host.binds),
-            "NetworkMode": "none",
+            "NetworkMode": host.network_mode,
+            "PortBindings": port_bindings(host.port_bindings),
             "AutoRemove": host.auto_remove,
             "RestartPolicy": {"Name": host.restart_policy,
                               "MaximumRetryCount": host.restart_max_retries},
@@ -134,7 +163,7 @@ def container_inspect(record: ContainerRecord, log_path: str, lowerdirs: list[st
             "Entrypoint": list(config.entrypoint) if config.entrypoint is not None else None,
             "Labels": config.labels,
         },
-        "NetworkSettings": {"Networks": {}, "IPAddress": "", "Ports": {}},
+        "NetworkSettings": _network_settings(record),
         "Namespaces": record.namespaces if running else {},
     }
 

@@ -6,6 +6,7 @@ Standard library only: the CLI's fast path may import this module.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -68,3 +69,14 @@ def parse_port_spec(spec: str) -> PortMapping:
                            host_ip=host_ip)
     except InvalidArgument as exc:
         raise InvalidArgument(f"invalid port specification {spec!r}: {exc}") from exc
+
+
+def port_bindings(specs: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+    """``-p`` specs as Docker's HostConfig.PortBindings:
+    ``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}``.  Raises InvalidArgument."""
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in specs:
+        mapping = parse_port_spec(spec)
+        bindings.setdefault(f"{mapping.container_port}/{mapping.protocol}", []).append(
+            {"HostIp": str(mapping.host_ip or ""), "HostPort": str(mapping.host_port or "")})
+    return bindings

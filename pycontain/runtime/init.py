@@ -7,7 +7,7 @@ as one JSON line ``{"message": ..., "exit_code": ...}``.
 
 Order of work:
 
-    close inherited fds -> join cgroup -> unshare(NS|UTS|IPC|NET|CGROUP) -> non-dumpable
+    close inherited fds -> join cgroup -> unshare(NS|UTS|IPC|CGROUP) -> non-dumpable
     -> / made rprivate -> overlay on rootfs -> binds, tmpfs -> /proc /dev /dev/pts /dev/shm
     /dev/mqueue /sys /sys/fs/cgroup -> pivot_root -> read-only and masked paths
     -> hostname, lo up -> user, cwd (checked to be inside), env -> read-only root
@@ -82,8 +82,8 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     for path in spec.cgroup_join_files:
         with open(path, "w") as f:
             f.write("0")
-    sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
-               | sc.CLONE_NEWCGROUP)
+    # The network namespace is the shim's doing (shim.py: enter_network_namespace).
+    sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
     confine.make_non_dumpable()
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     stdin = os.open("/dev/null", os.O_RDONLY)
@@ -95,7 +95,8 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     pivot_into(spec.rootfs)
     protect_kernel_paths(security)
     sc.sethostname(spec.hostname)
-    sc.bring_interface_up("lo")
+    if spec.network_mode in ("bridge", "none"):  # a namespace of its own: lo starts down
+        sc.bring_interface_up("lo")
 
     uid, gid, groups, home = resolve_user(spec.process.user)
     env = build_env(spec.process.env, spec.hostname, home)

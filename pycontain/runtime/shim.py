@@ -5,11 +5,14 @@ status in ``<state_dir>/exit.json`` and tells the daemon over the control socket
 It runs in its own session (setsid) and does not depend on the daemon: when the
 daemon is killed, the container keeps running and its exit status is not lost.
 
-Control protocol (one JSON object per line, shim -> daemon):
+Control protocol (one JSON object per line, shim -> daemon; "go" the other way):
 
     daemon                          shim                          container init
       |  spawn(spec) via fork server  |                                  |
-      |------------------------------>| unshare(PID), fork ------------->|
+      |------------------------------>| unshare(PID), unshare(NET)       |
+      |<-- {"event": "netns", "shim_pid"}   (bridge network only)        |
+      | wire /proc/<shim_pid>/ns/net  |                                  |
+      |-- "go\n" -------------------->| fork --------------------------->|
       |                               |                 setup, execve    |
       |                               |<-- error pipe: EOF (exec ok)     |
       |                               |    or {"message", "exit_code"}   |
@@ -90,6 +93,10 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
 
     sc.unshare(sc.CLONE_NEWPID)
+    network_failure = enter_network_namespace(spec, control)
+    if network_failure is not None:
+        _report_failure(state_dir, control, network_failure, 125)
+        return
     pid = os.fork()
     if pid == 0:
         control.close()
@@ -109,11 +116,7 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
             report = json.loads(failure)
         except ValueError:
             report = {"message": failure.decode(errors="replace"), "exit_code": 125}
-        record = {"exit_code": int(report["exit_code"]), "finished_at": time.time_ns(),
-                  "error": str(report["message"]), "started": False}
-        atomic_write_json(state_dir / EXIT_FILE, record)
-        _send(control, {"event": "failed", "message": record["error"],
-                        "exit_code": record["exit_code"]})
+        _report_failure(state_dir, control, str(report["message"]), int(report["exit_code"]))
         return
 
     _send(control, {"event": "started", "pid": pid, "shim_pid": os.getpid(),
@@ -125,6 +128,50 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
     os.close(log_fd)
     atomic_write_json(state_dir / EXIT_FILE, record)
     _send(control, {"event": "exited", **record})
+
+
+def _report_failure(state_dir: Path, control: socket.socket, message: str, code: int) -> None:
+    record = {"exit_code": code, "finished_at": time.time_ns(), "error": message,
+              "started": False}
+    atomic_write_json(state_dir / EXIT_FILE, record)
+    _send(control, {"event": "failed", "message": message, "exit_code": code})
+
+
+def enter_network_namespace(spec: ContainerSpec, control: socket.socket) -> str | None:
+    """Put the shim (and so the init it forks) in the container's network namespace.
+
+    ``bridge``: a new namespace, which the daemon wires (veth, address, route, ports)
+    through /proc/<shim pid>/ns/net while the shim waits for its "go"; ``none``: a new
+    namespace with loopback only; ``host``: the host's; ``container``: another
+    container's (``join_netns``).  Returns why it failed, or None.
+    """
+    if spec.network_mode == "host":
+        return None
+    if spec.network_mode == "container":
+        try:
+            fd = os.open(spec.join_netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            return f"join the network namespace {spec.join_netns}: {exc.strerror}"
+        try:
+            sc.setns(fd, sc.CLONE_NEWNET)
+        except OSError as exc:
+            return f"join the network namespace {spec.join_netns}: {exc.strerror}"
+        finally:
+            os.close(fd)
+        return None
+    sc.unshare(sc.CLONE_NEWNET)
+    if spec.network_mode != "bridge":
+        return None
+    _send(control, {"event": "netns", "shim_pid": os.getpid()})
+    answer = b""
+    while not answer.endswith(b"\n"):
+        chunk = control.recv(64)
+        if not chunk:
+            break
+        answer += chunk
+    if answer.strip() != b"go":
+        return "the container's network could not be set up"
+    return None
 
 
 def _read_all(fd: int) -> bytes:

@@ -64,6 +64,10 @@ class ContainerSpec:
     binds: tuple[BindMount, ...] = field(default_factory=tuple)
     tmpfs: tuple[TmpfsSpec, ...] = field(default_factory=tuple)
     security: SecuritySpec = field(default_factory=SecuritySpec)
+    # "bridge": a new network namespace the daemon wires before the process starts;
+    # "none": a new one with loopback only; "host": the host's; "container": join_netns.
+    network_mode: str = "none"
+    join_netns: str = ""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -96,11 +96,15 @@ def test_namespaces_from_inside_and_from_the_host(daemon: Daemon) -> None:
                 break
             time.sleep(0.05)
         assert inside == [namespaces[kind] for kind in ("pid", "mnt", "uts", "ipc", "net")]
-        # Network: loopback only, and up.
-        links = daemon.cli("run", "--rm", "busybox", "ip", "-o", "link").stdout
+        # Network: with --network none, loopback only, and up; by default also eth0.
+        links = daemon.cli("run", "--rm", "--network", "none", "busybox", "ip", "-o",
+                           "link").stdout
         names = [line.split(":")[1].strip() for line in links.splitlines()]
         assert names == ["lo"]
         assert "UP" in links
+        links = daemon.cli("run", "--rm", "busybox", "ip", "-o", "link").stdout
+        names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
+        assert names == ["lo", "eth0"]
     finally:
         daemon.cli("rm", "-f", cid)
 
