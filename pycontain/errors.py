@@ -11,7 +11,8 @@ tar errors) are mapped once, at the boundary where they happen, with
     │   └── ImageArchiveError           400  a corrupt, truncated or hostile image archive
     ├── NotFound                        404
     │   ├── NoSuchContainer             404
-    │   └── NoSuchImage                 404
+    │   ├── NoSuchImage                 404
+    │   └── NoSuchNetwork               404
     ├── Conflict                        409  the object exists or is in the wrong state
     │   ├── NameInUse                   409
     │   ├── ImageInUse                  409
@@ -61,6 +62,11 @@ class NoSuchContainer(NotFound):
 class NoSuchImage(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"No such image: {name}")
+
+
+class NoSuchNetwork(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"network {name} not found")
 
 
 class Conflict(PycontainError):

@@ -42,6 +42,7 @@ VERB_MODULES: dict[str, tuple[str, str]] = {
     "logs": ("observe", "Fetch the logs of a container"),
     "top": ("observe", "Display the running processes of a container"),
     "port": ("observe", "List port mappings or a specific mapping for the container"),
+    "network": ("network", "Manage networks: create, ls, rm, inspect"),
     "inspect": ("observe", "Return low-level information on containers or images"),
     "images": ("images", "List images"),
     "rmi": ("images", "Remove one or more images"),

@@ -61,6 +61,7 @@ from pycontain.runtime.shim import read_exit_record
 from pycontain.runtime.spawner import ForkServer
 
 if TYPE_CHECKING:
+    from pycontain.network.registry import NetworkRegistry
     from pycontain.network.service import BridgeNetwork
 from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec
 from pycontain.security import policy as security_policy
@@ -91,8 +92,8 @@ def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
 class ContainerManager:
     def __init__(self, data_root: Path, exec_root: Path, images: ImageStore,
                  cgroups: CgroupManager, spawner: ForkServer,
-                 network: BridgeNetwork | None = None) -> None:
-        self.network = network  # the default bridge network; None: only none/host/container
+                 networks: NetworkRegistry | None = None) -> None:
+        self.networks = networks  # None: only none, host and container: networks
         self.dir = data_root / "containers"
         self.state_root = exec_root / "containers"
         self.images = images
@@ -174,6 +175,11 @@ class ContainerManager:
             name = generate_name(lambda n: n in taken)
         image = self.images.get(config.image)
         path, args = _command_line(config, image)
+        network_mode = host_config.network_mode
+        if network_mode not in ("none", "host") and not network_mode.startswith("container:"):
+            if self.networks is None:
+                raise PycontainError("bridge networks are not available in this daemon")
+            self.networks.get(network_mode)  # NoSuchNetwork: "network X not found"
         container_id = secrets.token_hex(32)
         merged = ContainerConfig(
             image=config.image,
@@ -252,11 +258,20 @@ class ContainerManager:
             join_netns=join_netns,
         )
 
+    def _bridge_network(self, record: ContainerRecord) -> BridgeNetwork | None:
+        """The bridge network (default or user-defined) the container is on, if any."""
+        mode = record.host_config.network_mode
+        if mode in ("none", "host") or mode.startswith("container:"):
+            return None
+        if self.networks is None:
+            raise PycontainError("bridge networks are not available in this daemon")
+        return self.networks.get(mode)[1]
+
     def _network_mode(self, record: ContainerRecord) -> tuple[str, str]:
         """The runtime's network mode and, for container:NAME, the namespace to join."""
         mode = record.host_config.network_mode
-        if mode == "bridge" and self.network is None:
-            raise PycontainError("the bridge network is not available in this daemon")
+        if self._bridge_network(record) is not None:
+            return "bridge", ""
         if not mode.startswith("container:"):
             return mode, ""
         other = self.resolve(mode.partition(":")[2])
@@ -272,7 +287,7 @@ class ContainerManager:
         container has its address)."""
         directory = self._container_dir(record.id)
         (directory / "hostname").write_text(record.config.hostname + "\n")
-        self._write_hosts(record, "")
+        self._write_hosts(record)
         try:
             resolv = Path("/etc/resolv.conf").read_text()
         except OSError:
@@ -281,37 +296,69 @@ class ContainerManager:
         return tuple(BindMount(str(directory / name), f"/etc/{name}")
                      for name in ("hostname", "hosts", "resolv.conf"))
 
-    def _write_hosts(self, record: ContainerRecord, address: str) -> None:
+    def _write_hosts(self, record: ContainerRecord) -> None:
+        """The container's /etc/hosts: itself and, on a user network, every container on
+        that network by name (the file is rewritten in place: it is bind-mounted)."""
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        if address:
-            lines.append(f"{address}\t{record.config.hostname}")
-        (self._container_dir(record.id) / "hosts").write_text("\n".join(lines) + "\n")
+        mode = record.host_config.network_mode
+        peers = [record]
+        if mode not in ("bridge", "none", "host") and not mode.startswith("container:"):
+            peers += [r for r in self.records.values() if r.id != record.id
+                      and r.host_config.network_mode == mode and r.state.ip_address]
+        for peer in peers:
+            if peer.state.ip_address:
+                address = peer.state.ip_address.partition("/")[0]
+                names = dict.fromkeys([peer.config.hostname, peer.name, peer.short_id])
+                lines.append(f"{address}\t{' '.join(names)}")
+        hosts = self._container_dir(record.id) / "hosts"
+        with contextlib.suppress(FileNotFoundError), open(hosts, "r+" if hosts.exists()
+                                                          else "w") as f:
+            f.seek(0)
+            f.write("\n".join(lines) + "\n")
+            f.truncate()
+
+    def _refresh_peers(self, record: ContainerRecord) -> None:
+        """Rewrite the hosts files of the other running containers on a user network."""
+        mode = record.host_config.network_mode
+        if mode in ("bridge", "none", "host") or mode.startswith("container:"):
+            return
+        for peer in self.records.values():
+            if peer.id != record.id and peer.host_config.network_mode == mode \
+                    and peer.state.status in (Status.RUNNING, Status.PAUSED):
+                self._write_hosts(peer)
 
     async def _wire_network(self, record: ContainerRecord, shim_pid: int) -> None:
-        """Connect the container's new namespace to the bridge and publish its ports."""
-        assert self.network is not None
+        """Connect the container's new namespace to its bridge and publish its ports."""
+        network = self._bridge_network(record)
+        assert network is not None
         ports = [parse_port_spec(spec) for spec in record.host_config.port_bindings]
-        attachment = await self.network.connect(record.id, f"/proc/{shim_pid}/ns/net", ports)
+        attachment = await network.connect(record.id, f"/proc/{shim_pid}/ns/net", ports)
         endpoint = attachment.endpoint
         state = record.state
         state.ip_address = str(endpoint.address)
         state.gateway = str(endpoint.gateway)
         state.mac_address = endpoint.mac_address
         state.ports = tuple(str(p) for p in attachment.ports)
-        self._write_hosts(record, str(endpoint.address.ip))
+        self._write_hosts(record)
+        self._refresh_peers(record)
 
     async def _unwire_network(self, record: ContainerRecord) -> None:
         """Release the address and the published ports (idempotent; the veth dies with
         the namespace, or is removed here)."""
-        if self.network is None or record.host_config.network_mode != "bridge":
-            return
         try:
-            await self.network.disconnect(record.id)
-        except PycontainError as exc:
-            log.warning("disconnect %s from the bridge: %s", record.short_id, exc)
+            network = self._bridge_network(record)
+        except PycontainError:  # its network is gone: nothing left to release
+            network = None
+        if network is not None:
+            try:
+                await network.disconnect(record.id)
+            except PycontainError as exc:
+                log.warning("disconnect %s from its network: %s", record.short_id, exc)
         state = record.state
-        state.ip_address = state.gateway = state.mac_address = ""
-        state.ports = ()
+        if state.ip_address:
+            state.ip_address = state.gateway = state.mac_address = ""
+            state.ports = ()
+            self._refresh_peers(record)
 
     async def start(self, ref: str) -> None:
         record = self.resolve(ref)
@@ -804,22 +851,26 @@ class ContainerManager:
                 self._track(loop.create_task(self._watch_adopted(record, pidfd)))
 
     async def recover_network(self) -> None:
-        """Daemon start, after ``load_all``: the bridge and its NAT rules exist, and the
+        """Daemon start, after ``load_all``: the bridges and their NAT rules exist, and the
         leases, veths and port rules of containers that are gone are removed (logged)."""
-        if self.network is None:
+        if self.networks is None:
             return
-        await self.network.setup()
+        await self.networks.setup()
         from pycontain.network.nat import enable_ip_forward
 
         enable_ip_forward()  # as Docker does: containers reach beyond the host
-        live = [r.id for r in self.records.values()
-                if r.state.status in (Status.RUNNING, Status.PAUSED)
-                and r.host_config.network_mode == "bridge"]
-        report = await self.network.recover(live)
-        for kind, items in (("port rules", report.rules), ("veths", report.veths),
-                            ("address leases", report.leases)):
-            if items:
-                log.info("removed stale %s: %s", kind, ", ".join(items))
+        for name, network in self.networks.networks.items():
+            live = [r.id for r in self.records.values()
+                    if r.state.status in (Status.RUNNING, Status.PAUSED)
+                    and r.host_config.network_mode == name]
+            report = await network.recover(live)
+            for kind, items in (("port rules", report.rules), ("veths", report.veths),
+                                ("address leases", report.leases)):
+                if items:
+                    log.info("network %s: removed stale %s: %s", name, kind, ", ".join(items))
+
+    def network_members(self, name: str) -> list[ContainerRecord]:
+        return [r for r in self.records.values() if r.host_config.network_mode == name]
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._watchers.add(task)

@@ -47,7 +47,7 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     restart_policy: str = "no"       # no | on-failure | always | unless-stopped
     restart_max_retries: int = 0     # on-failure's limit; 0 = no limit
-    network_mode: str = "bridge"     # bridge | none | host | container:<name or id>
+    network_mode: str = "bridge"     # bridge | none | host | container:<name> | a user network
     port_bindings: tuple[str, ...] = ()  # "[IP:][HOSTPORT:]CTRPORT/PROTO", as -p takes them
 
 
@@ -197,10 +197,9 @@ def _network_mode(raw: Any) -> str:
         raise InvalidArgument("HostConfig.NetworkMode must be a string")
     if mode == "default":
         return "bridge"
-    if mode in ("bridge", "none", "host") or (mode.startswith("container:") and mode[10:]):
-        return mode
-    raise InvalidArgument(f"network {mode} not found: use bridge, none, host or "
-                          "container:NAME (user-defined networks are not supported yet)")
+    if mode.startswith("container:") and not mode[10:]:
+        raise InvalidArgument("container: needs the name or id of a container")
+    return mode  # a user network's name is checked by the container service
 
 
 def _port_bindings(raw: Any) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from pycontain.runtime.spawner import ForkServer
 
 if TYPE_CHECKING:
-    from pycontain.network.service import BridgeNetwork
+    from pycontain.network.registry import NetworkRegistry
 
 log = logging.getLogger("pycontain.daemon")
 
@@ -108,7 +108,7 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
             for stale in scratch.glob("upload-*"):  # bodies of requests a crash cut off
                 stale.unlink(missing_ok=True)
             images = ImageStore(args.data_root / "image")
-            network = _bridge_network(args)
+            network = _networks(args)
             containers = ContainerManager(args.data_root, args.exec_root, images, cgroups,
                                           spawner, network)
             containers.load_all()
@@ -144,11 +144,12 @@ def nat_table_for(bridge: str) -> str:
     return "pycontain" if bridge == "pycontain0" else f"pycontain_{bridge}"
 
 
-def _bridge_network(args: argparse.Namespace) -> BridgeNetwork:
+def _networks(args: argparse.Namespace) -> NetworkRegistry:
     from ipaddress import IPv4Network
 
     from pycontain.errors import InvalidArgument
-    from pycontain.network.service import BridgeNetwork, NetworkConfig
+    from pycontain.network.registry import NetworkRegistry
+    from pycontain.network.service import NetworkConfig
 
     try:
         subnet = IPv4Network(args.subnet)
@@ -156,7 +157,7 @@ def _bridge_network(args: argparse.Namespace) -> BridgeNetwork:
         raise InvalidArgument(f"--subnet {args.subnet}: {exc}") from exc
     config = NetworkConfig(bridge=args.bridge, subnet=subnet,
                            nat_table=nat_table_for(args.bridge))
-    return BridgeNetwork(args.data_root / "network", config)
+    return NetworkRegistry(args.data_root / "network", config)
 
 
 def _bind_api_socket(path: Path, group: str) -> tuple[socket.socket, int, str]:

@@ -24,9 +24,11 @@ from pycontain.daemon import views
 from pycontain.daemon.http import Request, Response, Router
 from pycontain.errors import ImageInUse, InvalidArgument, NoSuchImage, PycontainError
 from pycontain.images import ImageStore, is_image_id
+from pycontain.timefmt import rfc3339_nano
 
 if TYPE_CHECKING:
     from pycontain.images.pull import Puller
+    from pycontain.network.registry import NetworkRegistry
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
@@ -70,6 +72,10 @@ class Api:
         r.add("POST", f"{c}/attach", self.attach)
         r.add("GET", f"{c}/top", self.top)
         r.add("DELETE", c, self.remove)
+        r.add("GET", "/networks", self.list_networks)
+        r.add("POST", "/networks/create", self.create_network)
+        r.add("GET", f"/networks/{_NAME_RE}", self.inspect_network)
+        r.add("DELETE", f"/networks/{_NAME_RE}", self.remove_network)
         r.add("GET", "/images/json", self.list_images)
         r.add("POST", "/images/load", self.load)
         r.add("POST", "/images/create", self.create_image)
@@ -338,6 +344,55 @@ class Api:
 
     async def remove(self, request: Request) -> Response:
         await self.containers.remove(request.params["name"], force=request.flag("force"))
+        return Response.empty()
+
+    # ---------------------------------------------------------------- networks
+
+    def _registry(self) -> NetworkRegistry:
+        if self.containers.networks is None:
+            raise InvalidArgument("this daemon has no bridge networks")
+        return self.containers.networks
+
+    def _network_view(self, name: str) -> dict[str, Any]:
+        info, _ = self._registry().get(name)
+        members = {
+            r.id: {"Name": r.name, "EndpointID": r.id, "MacAddress": r.state.mac_address,
+                   "IPv4Address": r.state.ip_address, "IPv6Address": ""}
+            for r in self.containers.network_members(info.name) if r.state.ip_address}
+        return {
+            "Name": info.name, "Id": info.id, "Created": rfc3339_nano(int(info.created * 1e9)),
+            "Scope": "local", "Driver": "bridge", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Config": [
+                {"Subnet": str(info.subnet), "Gateway": str(info.subnet[1])}]},
+            "Internal": False, "Attachable": False,
+            "Options": {"com.docker.network.bridge.name": info.bridge},
+            "Containers": members, "Labels": {},
+        }
+
+    async def list_networks(self, request: Request) -> Response:
+        registry = self._registry()
+        return Response.json([self._network_view(name) for name in registry.infos])
+
+    async def inspect_network(self, request: Request) -> Response:
+        return Response.json(self._network_view(request.params["name"]))
+
+    async def create_network(self, request: Request) -> Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("Name"), str):
+            raise InvalidArgument("network create: Name is required")
+        driver = body.get("Driver") or "bridge"
+        if driver != "bridge":
+            raise InvalidArgument(f"network driver {driver!r} is not supported: use bridge")
+        configs = ((body.get("IPAM") or {}).get("Config") or [{}])
+        subnet = configs[0].get("Subnet") if isinstance(configs[0], dict) else None
+        info = await self._registry().create(body["Name"], subnet)
+        return Response.json({"Id": info.id, "Warning": ""}, 201)
+
+    async def remove_network(self, request: Request) -> Response:
+        info, _ = self._registry().get(request.params["name"])
+        attached = [r.id for r in self.containers.network_members(info.name)
+                    if r.state.ip_address]
+        await self._registry().remove(info.name, attached)
         return Response.empty()
 
     # ---------------------------------------------------------------- images

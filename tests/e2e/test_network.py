@@ -126,3 +126,85 @@ def test_addresses_are_not_handed_out_twice(daemon: Daemon) -> None:
                  for n in names}
     assert len(addresses) == 5
     daemon.cli("rm", "-f", *names, check=True)
+
+
+def test_user_network_name_resolution_and_removal(daemon: Daemon) -> None:
+    name = f"net{daemon.tag}"
+    network_id = daemon.cli("network", "create", name, check=True).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", network_id)
+    listed = daemon.cli("network", "ls", check=True).stdout
+    assert name in listed and "bridge" in listed
+    info = json.loads(daemon.cli("network", "inspect", name, check=True).stdout)[0]
+    subnet = info["IPAM"]["Config"][0]["Subnet"]
+    bridge = info["Options"]["com.docker.network.bridge.name"]
+    assert Path(f"/sys/class/net/{bridge}").exists()
+    try:
+        daemon.cli("run", "-d", "--name", "alpha", "--network", name, "busybox", "sleep",
+                   "300", check=True)
+        daemon.cli("run", "-d", "--name", "beta", "--network", name, "busybox", "sleep", "300",
+                   check=True)
+        alpha_ip = str(daemon.inspect("alpha")["NetworkSettings"]["IPAddress"])  # type: ignore[index]
+        assert IPv4Address(alpha_ip) in IPv4Interface(subnet).network
+        # beta reaches alpha by name and by address; alpha's hosts file learnt beta.
+        by_name = daemon.cli("run", "--rm", "--network", name, "busybox", "ping", "-c", "1",
+                             "-W", "2", "alpha")
+        assert by_name.returncode == 0, by_name.stdout + by_name.stderr
+        assert alpha_ip in by_name.stdout
+        hosts = (daemon.data_root / "containers" /
+                 str(daemon.inspect("alpha")["Id"]) / "hosts").read_text()
+        assert re.search(r"\sbeta(\s|$)", hosts), hosts
+        members = json.loads(daemon.cli("network", "inspect", name).stdout)[0]["Containers"]
+        assert {m["Name"] for m in members.values()} == {"alpha", "beta"}
+        busy = daemon.cli("network", "rm", name)
+        assert busy.returncode == 1 and "active endpoints" in busy.stderr
+        unknown = daemon.cli("run", "--rm", "--network", "no-such-net", "busybox", "true")
+        assert unknown.returncode == 125 and "network no-such-net not found" in unknown.stderr
+    finally:
+        daemon.cli("rm", "-f", "alpha", "beta")
+    assert daemon.cli("network", "rm", name, check=True).stdout.strip() == name
+    assert not Path(f"/sys/class/net/{bridge}").exists()
+    assert name not in daemon.cli("network", "ls").stdout
+
+
+def test_no_leftovers_after_kill_and_daemon_restart(daemon: Daemon) -> None:
+    cid = daemon.cli("run", "-d", "--name", "killed", "-p", "80", "busybox", "sleep", "300",
+                     check=True).stdout.strip()
+    pid = int(daemon.inspect("killed")["State"]["Pid"])  # type: ignore[call-overload]
+    os.kill(pid, 9)  # the container's process dies outside any pycontain verb
+    for _ in range(100):
+        if daemon.inspect("killed")["State"]["Status"] == "exited":  # type: ignore[index]
+            break
+        time.sleep(0.05)
+    table = f"pycontain_{daemon.bridge}"
+    assert cid not in _nft_rules(table)
+    assert not Path(f"/sys/class/net/pcv{cid[:10]}").exists()
+    daemon.cli("rm", "killed", check=True)
+    # A daemon killed while a container runs; the container exits while it is down.
+    cid = daemon.cli("run", "-d", "--name", "orphaned", "-p", "80", "busybox", "sh", "-c",
+                     "sleep 1", check=True).stdout.strip()
+    daemon.kill()
+    time.sleep(1.5)
+    assert cid in _nft_rules(table)  # nobody cleaned yet
+    daemon.start()
+    for _ in range(100):
+        if cid not in _nft_rules(table):
+            break
+        time.sleep(0.05)
+    assert cid not in _nft_rules(table)
+    leases = (daemon.data_root / "network" / f"ipam-{daemon.bridge}.json").read_text()
+    assert cid not in leases
+    daemon.cli("rm", "orphaned", check=True)
+
+
+def test_two_daemons_side_by_side(daemon: Daemon, test_images: Path) -> None:
+    from tests.conftest import isolated_daemon
+
+    with isolated_daemon(test_images) as other:
+        assert other.bridge != daemon.bridge and not other.subnet.overlaps(daemon.subnet)
+        for d in (daemon, other):
+            d.cli("run", "-d", "--name", "side", "-p", "80", "busybox", *HTTPD, check=True)
+        for d in (daemon, other):
+            port = int(d.cli("port", "side", "80", check=True).stdout.split(":")[1])
+            cid = str(d.inspect("side")["Id"])
+            assert _get(f"http://127.0.0.1:{port}/") == f"hello-from-{cid[:12]}\n"
+            d.cli("rm", "-f", "side", check=True)
