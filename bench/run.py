@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import psutil
@@ -36,6 +37,7 @@ BUSYBOX_TAR = REPO / "rootfs" / "out" / "busybox.tar"
 sys.path.insert(0, str(REPO))
 
 from pycontain.client import Client  # noqa: E402
+from pycontain.network.registry import host_routes  # noqa: E402
 
 
 def median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
@@ -53,6 +55,17 @@ def run_quiet(args: list[str]) -> None:
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def run_quiet_allowing_failure(args: list[str]) -> None:
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def free_subnet() -> IPv4Network:
+    """A 10.250.N.0/24 that overlaps none of the host's routes: the bench's own bridge."""
+    used = host_routes()
+    return next(c for c in IPv4Network("10.250.0.0/16").subnets(new_prefix=24)
+                if not any(c.overlaps(u) for u in used))
+
+
 class BenchDaemon:
     def __init__(self) -> None:
         self.tag = secrets.token_hex(4)
@@ -60,9 +73,11 @@ class BenchDaemon:
         self.socket = self.root / "api.sock"
         self.host = f"unix://{self.socket}"
         self.parent = f"pycontain-bench-{self.tag}"
+        self.bridge = f"pcx{self.tag}"
         self.proc = subprocess.Popen(
             [str(BIN / "pycontaind"), "--data-root", str(self.root / "data"), "--exec-root",
              str(self.root / "exec"), "-H", self.host, "--cgroup-parent", self.parent,
+             "--bridge", self.bridge, "--subnet", str(free_subnet()),
              "--log-level", "warning"], stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -81,6 +96,8 @@ class BenchDaemon:
             client.request("DELETE", f"/containers/{c['Id']}", query={"force": 1}).read()
         self.proc.terminate()
         self.proc.wait(20)
+        run_quiet_allowing_failure(["ip", "link", "del", self.bridge])
+        run_quiet_allowing_failure(["nft", "delete", "table", "inet", f"pycontain_{self.bridge}"])
         for controller in Path("/sys/fs/cgroup").iterdir():
             parent = controller / self.parent
             if parent.is_dir():
@@ -128,6 +145,9 @@ def main() -> None:
     try:
         pc = [str(BIN / "pycontain"), "-H", daemon.host, "run", "--rm", "busybox", "true"]
         results["pycontain run --rm busybox true"] = median_ms(lambda: run_quiet(pc), args.runs)
+        no_net = [*pc[:4], "--network", "none", *pc[4:]]
+        results["pycontain run --rm --network none (no bridge)"] = median_ms(
+            lambda: run_quiet(no_net), args.runs)
         results["python3 -c pass (interpreter start)"] = median_ms(
             lambda: run_quiet([sys.executable, "-S", "-c", "pass"]), args.runs)
         bundle = runc_bundle(workdir)

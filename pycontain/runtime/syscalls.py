@@ -8,7 +8,6 @@ its object, so that a failure inside a container's setup reads like
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import socket
@@ -49,7 +48,18 @@ _SYS_PIVOT_ROOT = 155  # x86_64
 _SYS_PIDFD_SEND_SIGNAL = 424
 _SYS_MOUNT_SETATTR = 442
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def _load_libc() -> ctypes.CDLL:
+    # The soname first: ctypes.util.find_library imports subprocess, shutil and tempfile,
+    # which would weigh on the fork server (and so on every shim) for one lookup.
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+_libc = LIBC = _load_libc()
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]

@@ -15,10 +15,11 @@ Order, as the init calls it (root, every capability, already inside the containe
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 import prctl
+
+from pycontain.runtime.syscalls import LIBC
 
 __all__ = ["clear_inheritable_and_ambient", "drop_bounding_set", "limit_to", "load_seccomp",
            "make_non_dumpable", "set_no_new_privs"]
@@ -34,7 +35,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = LIBC
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
                         ctypes.c_ulong]
 _libc.prctl.restype = ctypes.c_int

@@ -20,7 +20,14 @@ import pytest
 
 from pycontain.client import Client
 from pycontain.errors import PycontainError
-from tests.conftest import BIN, Daemon, leftovers, remove_cgroup_parents
+from tests.conftest import (
+    BIN,
+    Daemon,
+    free_subnet,
+    leftovers,
+    remove_cgroup_parents,
+    remove_network,
+)
 
 pytestmark = pytest.mark.root
 
@@ -377,7 +384,8 @@ def private_daemon(test_images: Path) -> Iterator[tuple[Path, Path]]:
         proc = subprocess.Popen(
             [str(BIN / "pycontaind"), "--data-root", str(root / "data"), "--exec-root",
              str(root / "exec"), "-H", f"unix://{sock}", "--cgroup-parent",
-             f"pycontain-test-{tag}", "--group", str(MEMBER_GROUP)],
+             f"pycontain-test-{tag}", "--group", str(MEMBER_GROUP), "--bridge", f"pct{tag}",
+             "--subnet", str(free_subnet())],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -388,7 +396,7 @@ def private_daemon(test_images: Path) -> Iterator[tuple[Path, Path]]:
     finally:
         proc.terminate()
         proc.wait(20)
-        left = leftovers(tag, root / "data")
+        left = leftovers(tag, root / "data") + remove_network(f"pct{tag}")
         remove_cgroup_parents(tag)
         shutil.rmtree(root, ignore_errors=True)
         assert not left, left
