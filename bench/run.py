@@ -34,6 +34,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BUSYBOX_TAR = REPO / "rootfs" / "out" / "busybox.tar"
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 sys.path.insert(0, str(REPO))
 
 from pycontain.client import Client  # noqa: E402
@@ -74,6 +75,7 @@ class BenchDaemon:
         self.host = f"unix://{self.socket}"
         self.parent = f"pycontain-bench-{self.tag}"
         self.bridge = f"pcx{self.tag}"
+        self.ip_forward = IP_FORWARD.read_text()  # the daemon turns it on, as Docker does
         self.proc = subprocess.Popen(
             [str(BIN / "pycontaind"), "--data-root", str(self.root / "data"), "--exec-root",
              str(self.root / "exec"), "-H", self.host, "--cgroup-parent", self.parent,
@@ -97,6 +99,7 @@ class BenchDaemon:
         self.proc.terminate()
         self.proc.wait(20)
         run_quiet_allowing_failure(["ip", "link", "del", self.bridge])
+        IP_FORWARD.write_text(self.ip_forward)
         run_quiet_allowing_failure(["nft", "delete", "table", "inet", f"pycontain_{self.bridge}"])
         for controller in Path("/sys/fs/cgroup").iterdir():
             parent = controller / self.parent
