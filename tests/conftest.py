@@ -166,19 +166,16 @@ def remove_cgroup_parents(tag: str) -> None:
 
 
 def host_networks() -> list[IPv4Network]:
-    """Every IPv4 network the host routes or has an address in."""
+    """Every IPv4 destination the host routes (any table) and every address it has."""
     from pyroute2 import IPRoute
 
-    found = []
     with IPRoute() as ipr:
-        for route in ipr.route("dump", family=socket.AF_INET):
-            dst = route.get("RTA_DST") or "0.0.0.0"
-            if route["dst_len"]:
-                found.append(IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
-        for addr in ipr.addr("dump", family=socket.AF_INET):
-            found.append(IPv4Network(f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}",
-                                     strict=False))
-    return found
+        routes = [IPv4Network(f"{r.get('dst')}/{r['dst_len']}", strict=False)
+                  for r in ipr.route("dump", family=socket.AF_INET, table=0)
+                  if r["dst_len"] > 0 and r.get("dst")]
+        addresses = [IPv4Network(f"{a.get('address')}/{a['prefixlen']}", strict=False)
+                     for a in ipr.addr("dump", family=socket.AF_INET)]
+    return routes + addresses
 
 
 def free_subnet() -> IPv4Network:

@@ -15,7 +15,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import random
 import secrets
 import socket
 import subprocess
@@ -38,31 +37,12 @@ from pycontain.network.naming import veth_name
 from pycontain.network.nat import NatTable
 from pycontain.network.ports import PortMapping, parse_port_spec
 from pycontain.network.service import BridgeNetwork, NetworkConfig
+from tests.conftest import free_subnet
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: bridges, veths, nftables"),
 ]
-
-
-def host_networks() -> list[IPv4Network]:
-    """Every IPv4 destination the host routes (any table) and every address it has."""
-    with IPRoute() as ipr:
-        routes = [IPv4Network(f"{r.get('dst')}/{r['dst_len']}", strict=False)
-                  for r in ipr.route("dump", family=socket.AF_INET, table=0)
-                  if r["dst_len"] > 0 and r.get("dst")]
-        addresses = [IPv4Network(f"{a.get('address')}/{a['prefixlen']}", strict=False)
-                     for a in ipr.addr("dump", family=socket.AF_INET)]
-    return routes + addresses
-
-
-def free_subnet() -> IPv4Network:
-    used = host_networks()
-    for _ in range(1000):
-        candidate = IPv4Network(f"10.{random.randrange(1, 255)}.{random.randrange(256)}.0/24")
-        if not any(candidate.overlaps(net) for net in used):
-            return candidate
-    raise RuntimeError("no free 10.x.y.0/24 on this host")
 
 
 def netns_of(pid: int) -> str:
