@@ -41,6 +41,7 @@ VERB_MODULES: dict[str, tuple[str, str]] = {
     "ps": ("ps", "List containers"),
     "logs": ("observe", "Fetch the logs of a container"),
     "top": ("observe", "Display the running processes of a container"),
+    "exec": ("exec", "Execute a command in a running container"),
     "port": ("observe", "List port mappings or a specific mapping for the container"),
     "network": ("network", "Manage networks: create, ls, rm, inspect"),
     "inspect": ("observe", "Return low-level information on containers or images"),

@@ -105,11 +105,11 @@ def _env_file(path: str) -> list[str]:
             line = raw.lstrip()
             if not line or line.startswith("#"):
                 continue
-            entries.extend(_env_entry(line))
+            entries.extend(env_entry(line))
     return entries
 
 
-def _env_entry(entry: str) -> list[str]:
+def env_entry(entry: str) -> list[str]:
     key, eq, _ = entry.partition("=")
     if not key or any(c.isspace() for c in key):
         raise InvalidArgument(f"invalid environment variable: {entry}")
@@ -125,7 +125,7 @@ def container_body(opts: Options, attach: bool) -> dict[str, Any]:
     Raises InvalidArgument for a bad -e entry, OSError for an unreadable --env-file.
     """
     env = [e for path in opts.texts("env-file") for e in _env_file(path)]
-    env += [e for entry in opts.texts("env") for e in _env_entry(entry)]
+    env += [e for entry in opts.texts("env") for e in env_entry(entry)]
     body: dict[str, Any] = {
         "Image": opts.args[0],
         "Env": env,

@@ -63,7 +63,7 @@ from pycontain.runtime.spawner import ForkServer
 if TYPE_CHECKING:
     from pycontain.network.registry import NetworkRegistry
     from pycontain.network.service import BridgeNetwork
-from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec
+from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec, SecuritySpec
 from pycontain.security import policy as security_policy
 
 log = logging.getLogger("pycontain.containers")
@@ -252,11 +252,16 @@ class ContainerManager:
             cgroup_join_files=tuple(self.cgroups.join_files(record.id)),
             binds=binds,
             tmpfs=security_policy.tmpfs_specs(hc.tmpfs),
-            security=security_policy.security_spec(hc.cap_add, hc.cap_drop, hc.privileged,
-                                                   hc.security_opt, hc.readonly_rootfs),
+            security=self.security_spec(record),
             network_mode=mode,
             join_netns=join_netns,
         )
+
+    def security_spec(self, record: ContainerRecord) -> SecuritySpec:
+        """The confinement of the container's processes (its init's, and exec'd ones)."""
+        hc = record.host_config
+        return security_policy.security_spec(hc.cap_add, hc.cap_drop, hc.privileged,
+                                             hc.security_opt, hc.readonly_rootfs)
 
     def _bridge_network(self, record: ContainerRecord) -> BridgeNetwork | None:
         """The bridge network (default or user-defined) the container is on, if any."""
@@ -385,14 +390,14 @@ class ContainerManager:
             fault_point("start:cgroup")
             control = self.spawner.spawn(self._spec(record, image))
             reader, writer = await asyncio.open_unix_connection(sock=control)
-            message = _parse_event(await asyncio.wait_for(reader.readline(), START_TIMEOUT))
+            message = parse_shim_event(await asyncio.wait_for(reader.readline(), START_TIMEOUT))
             if message.get("event") == "netns":
                 wired = True
                 await self._wire_network(record, int(message["shim_pid"]))
                 fault_point("start:network")
                 writer.write(b"go\n")
                 await writer.drain()
-                message = _parse_event(await asyncio.wait_for(reader.readline(),
+                message = parse_shim_event(await asyncio.wait_for(reader.readline(),
                                                               START_TIMEOUT))
             fault_point("start:spawned")
         except BaseException:
@@ -447,7 +452,7 @@ class ContainerManager:
         exit_record: dict[str, Any] | None = None
         try:
             while line := await reader.readline():
-                event = _parse_event(line)
+                event = parse_shim_event(line)
                 if event.get("event") == "exited":
                     exit_record = event
         finally:
@@ -897,7 +902,7 @@ async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdou
             await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
 
 
-def _parse_event(line: bytes) -> dict[str, Any]:
+def parse_shim_event(line: bytes) -> dict[str, Any]:
     try:
         event = json.loads(line) if line else {}
     except ValueError:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pycontain import __version__
+from pycontain.containers.exec import ExecService, parse_exec_body
 from pycontain.containers.manager import ContainerManager
 from pycontain.containers.record import parse_create_body
 from pycontain.containers.state import Status
@@ -40,6 +41,7 @@ class Api:
     def __init__(self, containers: ContainerManager, images: ImageStore, data_root: Path,
                  cgroup_parent: str, insecure_registries: Sequence[str] = ()) -> None:
         self.containers = containers
+        self.execs = ExecService(containers)
         self.images = images
         self.data_root = data_root
         self.cgroup_parent = cgroup_parent
@@ -71,6 +73,9 @@ class Api:
         r.add("GET", f"{c}/logs", self.logs)
         r.add("POST", f"{c}/attach", self.attach)
         r.add("GET", f"{c}/top", self.top)
+        r.add("POST", f"{c}/exec", self.create_exec)
+        r.add("POST", f"/exec/{_NAME_RE}/start", self.start_exec)
+        r.add("GET", f"/exec/{_NAME_RE}/json", self.inspect_exec)
         r.add("DELETE", c, self.remove)
         r.add("GET", "/networks", self.list_networks)
         r.add("POST", "/networks/create", self.create_network)
@@ -341,6 +346,23 @@ class Api:
 
     async def top(self, request: Request) -> Response:
         return Response.json(self.containers.top(request.params["name"]))
+
+    async def create_exec(self, request: Request) -> Response:
+        config = parse_exec_body(await request.json())
+        instance = self.execs.create(request.params["name"], config)
+        return Response.json({"Id": instance.id}, 201)
+
+    async def start_exec(self, request: Request) -> Response:
+        """Without the connection hijack: the output as a multiplexed stream until the end."""
+        body = await request.json() or {}
+        detach = isinstance(body, dict) and bool(body.get("Detach"))
+        stream = await self.execs.start(request.params["name"], detach)
+        if stream is None:
+            return Response.empty(200)
+        return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
+
+    async def inspect_exec(self, request: Request) -> Response:
+        return Response.json(self.execs.get(request.params["name"]).inspect())
 
     async def remove(self, request: Request) -> Response:
         await self.containers.remove(request.params["name"], force=request.flag("force"))

@@ -33,10 +33,15 @@ import json
 import os
 import signal
 import stat
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pycontain.runtime import syscalls as sc
-from pycontain.runtime.spec import BindMount, ContainerSpec, SecuritySpec
+from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec, SecuritySpec
 from pycontain.security import confine
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -60,17 +65,24 @@ class StartError(Exception):
         self.exit_code = exit_code
 
 
-def run_container_init(spec: ContainerSpec, error_fd: int) -> None:
+def run_container_init(spec: ContainerSpec, error_fd: int) -> NoReturn:
     """Set up the container and execve its process.  Never returns."""
+    run_reporting_failure(error_fd, "container init", _setup_and_exec, spec, error_fd)
+
+
+def run_reporting_failure(error_fd: int, what: str, setup_and_exec: Callable[..., None],
+                          *args: Any) -> NoReturn:
+    """Run ``setup_and_exec`` (which ends in execve) in a forked child; if it fails, write
+    ``{"message", "exit_code"}`` on ``error_fd`` and exit with the code.  Never returns."""
     try:
-        _setup_and_exec(spec, error_fd)
+        setup_and_exec(*args)
         message, code = "execve returned", 125
     except StartError as exc:
         message, code = exc.message, exc.exit_code
     except OSError as exc:
-        message, code = f"container init: {exc}", 125
+        message, code = f"{what}: {exc}", 125
     except BaseException as exc:  # never let a Python error escape a forked child
-        message, code = f"container init: {exc!r}", 125
+        message, code = f"{what}: {exc!r}", 125
     try:
         os.write(error_fd, json.dumps({"message": message, "exit_code": code}).encode() + b"\n")
     finally:
@@ -79,9 +91,7 @@ def run_container_init(spec: ContainerSpec, error_fd: int) -> None:
 
 def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     close_inherited_fds(error_fd)  # nothing of the daemon, fork server or shim gets in
-    for path in spec.cgroup_join_files:
-        with open(path, "w") as f:
-            f.write("0")
+    join_cgroup(spec.cgroup_join_files)
     # The network namespace is the shim's doing (shim.py: enter_network_namespace).
     sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
     confine.make_non_dumpable()
@@ -98,13 +108,41 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     if spec.network_mode in ("bridge", "none"):  # a namespace of its own: lo starts down
         sc.bring_interface_up("lo")
 
-    uid, gid, groups, home = resolve_user(spec.process.user)
-    env = build_env(spec.process.env, spec.hostname, home)
-    enter_workdir(spec.process.cwd, uid, gid)
+    user = enter_process_context(spec.process, spec.hostname)
     if security.readonly_rootfs:  # a bind remount sets every flag: keep nodev
         nodev = sc.MS_NODEV if security.nodev_mounts else 0
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | nodev)
-    executable = look_path(spec.process.args[0], env)
+    confine_and_exec(spec.process.args, user, security, error_fd)
+
+
+@dataclass(frozen=True)
+class ProcessUser:
+    """Who the process runs as, and its environment (resolved from the image's files)."""
+
+    uid: int
+    gid: int
+    groups: list[int]
+    env: list[str]
+
+
+def enter_process_context(process: ProcessSpec, hostname: str) -> ProcessUser:
+    """Resolve the user and the environment and chdir into the working directory.
+
+    Inside the container's root: the container init's and an exec'd process's step.
+    """
+    uid, gid, groups, home = resolve_user(process.user)
+    env = build_env(process.env, hostname, home)
+    enter_workdir(process.cwd, uid, gid)
+    return ProcessUser(uid, gid, groups, env)
+
+
+def confine_and_exec(args: tuple[str, ...], user: ProcessUser, security: SecuritySpec,
+                     error_fd: int) -> None:
+    """Capabilities, no_new_privs, signals, fds, seccomp, the user's ids, then execve.
+
+    Raises StartError (126/127) when the command cannot be run.
+    """
+    executable = look_path(args[0], user.env)
     confine.drop_bounding_set(security.capabilities)
     confine.clear_inheritable_and_ambient()
     if security.no_new_privileges:
@@ -113,15 +151,22 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     close_inherited_fds(error_fd)
     if security.seccomp_bpf:  # last: everything after it must be allowed by the profile
         confine.load_seccomp(bytes.fromhex(security.seccomp_bpf))
-    os.setgroups(groups)
-    os.setgid(gid)
-    os.setuid(uid)
-    if uid == 0:
+    os.setgroups(user.groups)
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    if user.uid == 0:
         confine.limit_to(security.capabilities)
     try:
-        os.execve(executable, list(spec.process.args), env_dict(env))
+        os.execve(executable, list(args), env_dict(user.env))
     except OSError as exc:
-        raise exec_error(spec.process.args[0], exc) from exc
+        raise exec_error(args[0], exc) from exc
+
+
+def join_cgroup(join_files: tuple[str, ...]) -> None:
+    """Move this process into the container's cgroup (one cgroup.procs file per hierarchy)."""
+    for path in join_files:
+        with open(path, "w") as f:
+            f.write("0")
 
 
 def close_inherited_fds(keep: int) -> None:

@@ -70,12 +70,13 @@ def run_shim(spec: ContainerSpec, control: socket.socket) -> NoReturn:
         os._exit(0)
 
 
-def _send(control: socket.socket, message: dict[str, Any]) -> None:
+def send_event(control: socket.socket, message: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):  # the daemon is gone: the exit file is what counts
         control.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _shim(spec: ContainerSpec, control: socket.socket) -> None:
+def become_shim() -> None:
+    """A session of its own, default signals (SIGHUP ignored), /dev/null on 0, 1 and 2."""
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
@@ -84,6 +85,23 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def read_init_report(status_r: int) -> tuple[str, int] | None:
+    """What the forked child reported on its error pipe (message, exit code), or None
+    when the pipe closed empty: its execve succeeded."""
+    failure = _read_all(status_r)
+    if not failure:
+        return None
+    try:
+        report = json.loads(failure)
+        return str(report["message"]), int(report["exit_code"])
+    except (ValueError, KeyError, TypeError):
+        return failure.decode(errors="replace"), 125
+
+
+def _shim(spec: ContainerSpec, control: socket.socket) -> None:
+    become_shim()
 
     state_dir = Path(spec.state_dir)
     (state_dir / EXIT_FILE).unlink(missing_ok=True)
@@ -108,18 +126,14 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
     for fd in (out_w, err_w, status_w):
         os.close(fd)
 
-    failure = _read_all(status_r)
+    report = read_init_report(status_r)
     os.close(status_r)
-    if failure:
+    if report is not None:
         _, status = os.waitpid(pid, 0)
-        try:
-            report = json.loads(failure)
-        except ValueError:
-            report = {"message": failure.decode(errors="replace"), "exit_code": 125}
-        _report_failure(state_dir, control, str(report["message"]), int(report["exit_code"]))
+        _report_failure(state_dir, control, *report)
         return
 
-    _send(control, {"event": "started", "pid": pid, "shim_pid": os.getpid(),
+    send_event(control, {"event": "started", "pid": pid, "shim_pid": os.getpid(),
                     "started_at": time.time_ns()})
     _pump_output(log_fd, {out_r: "stdout", err_r: "stderr"})
     _, status = os.waitpid(pid, 0)
@@ -127,14 +141,14 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
               "error": "", "started": True}
     os.close(log_fd)
     atomic_write_json(state_dir / EXIT_FILE, record)
-    _send(control, {"event": "exited", **record})
+    send_event(control, {"event": "exited", **record})
 
 
 def _report_failure(state_dir: Path, control: socket.socket, message: str, code: int) -> None:
     record = {"exit_code": code, "finished_at": time.time_ns(), "error": message,
               "started": False}
     atomic_write_json(state_dir / EXIT_FILE, record)
-    _send(control, {"event": "failed", "message": message, "exit_code": code})
+    send_event(control, {"event": "failed", "message": message, "exit_code": code})
 
 
 def enter_network_namespace(spec: ContainerSpec, control: socket.socket) -> str | None:
@@ -162,7 +176,7 @@ def enter_network_namespace(spec: ContainerSpec, control: socket.socket) -> str 
     sc.unshare(sc.CLONE_NEWNET)
     if spec.network_mode != "bridge":
         return None
-    _send(control, {"event": "netns", "shim_pid": os.getpid()})
+    send_event(control, {"event": "netns", "shim_pid": os.getpid()})
     answer = b""
     while not answer.endswith(b"\n"):
         chunk = control.recv(64)

@@ -5,9 +5,11 @@ re-executing Python per container costs 40 ms or more.  The daemon therefore for
 this server first, while it is small; the server has already imported everything a
 shim and a container init need, so each container start costs one fork.
 
-Wire: a SOCK_SEQPACKET pair.  Each request is one message: the ContainerSpec as
-JSON, with one file descriptor attached (SCM_RIGHTS): the shim's end of a fresh
-control socket pair (see shim.py for what travels on it).  Shims are the server's
+Wire: a SOCK_SEQPACKET pair.  Each request is one JSON message ``{"kind", "spec"}``
+with file descriptors attached (SCM_RIGHTS).  ``"container"``: a ContainerSpec and
+one fd, the shim's end of a fresh control socket pair (see shim.py for what travels
+on it).  ``"exec"``: an ExecSpec and three fds, the exec-shim's control socket and
+the write ends of the process's stdout and stderr pipes (see exec.py).  Shims are the server's
 children; SIGCHLD is ignored so that they are reaped by the kernel.  The server
 exits when the daemon's end of the pair closes; the shims live on.
 """
@@ -16,15 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import signal
 import socket
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from pycontain.runtime.exec import ExecSpec, run_exec_shim
 from pycontain.runtime.shim import run_shim
 from pycontain.runtime.spec import ContainerSpec
 
 MAX_SPEC_BYTES = 1 << 20
+FDS_OF_KIND = {"container": 1, "exec": 3}
+MAX_FDS = 3
 
 
 class ForkServer:
@@ -44,9 +50,18 @@ class ForkServer:
 
     def spawn(self, spec: ContainerSpec) -> socket.socket:
         """Start a shim for ``spec``; returns the daemon's end of its control socket."""
+        return self._request("container", spec.to_dict(), ())
+
+    def spawn_exec(self, spec: ExecSpec, stdout: int, stderr: int) -> socket.socket:
+        """Start an exec-shim for ``spec`` writing the process's output on the given fds
+        (which stay the caller's); returns the daemon's end of its control socket."""
+        return self._request("exec", spec.to_dict(), (stdout, stderr))
+
+    def _request(self, kind: str, spec: dict[str, Any], fds: tuple[int, ...]) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            socket.send_fds(self.sock, [spec.to_json()], [theirs.fileno()])
+            message = json.dumps({"kind": kind, "spec": spec}).encode()
+            socket.send_fds(self.sock, [message], [theirs.fileno(), *fds])
         finally:
             theirs.close()
         return ours
@@ -64,21 +79,25 @@ def _serve(sock: socket.socket) -> NoReturn:
     gc.freeze()  # keep the shims' copy-on-write pages shared
     try:
         while True:
-            message, fds, _, _ = socket.recv_fds(sock, MAX_SPEC_BYTES, 1)
+            message, fds, _, _ = socket.recv_fds(sock, MAX_SPEC_BYTES, MAX_FDS)
             if not message:
                 break
-            if len(fds) != 1:
+            request = json.loads(message)
+            if len(fds) != FDS_OF_KIND.get(request.get("kind"), -1):
                 for fd in fds:
                     os.close(fd)
                 continue
             try:
                 pid = os.fork()
             except OSError:
-                os.close(fds[0])  # the daemon sees EOF: the start failed
-                continue
+                pid = -1  # the daemon sees EOF: the start failed
             if pid == 0:
                 sock.close()
-                run_shim(ContainerSpec.from_json(message), socket.socket(fileno=fds[0]))
-            os.close(fds[0])
+                control = socket.socket(fileno=fds[0])
+                if request["kind"] == "exec":
+                    run_exec_shim(ExecSpec.from_dict(request["spec"]), control, *fds[1:])
+                run_shim(ContainerSpec.from_dict(request["spec"]), control)
+            for fd in fds:
+                os.close(fd)
     finally:
         os._exit(0)

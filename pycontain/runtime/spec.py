@@ -8,7 +8,6 @@ boundary (daemon -> fork server -> shim), so it is plain JSON.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +39,14 @@ class SecuritySpec:
     writable_sysfs: bool = False           # --privileged: /sys and /sys/fs/cgroup writable
     nodev_mounts: bool = False             # every writable mount nodev (not --privileged)
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SecuritySpec:
+        """From ``asdict`` of one (after a JSON round trip: lists for the tuples)."""
+        sec = dict(raw)
+        return cls(capabilities=tuple(sec.pop("capabilities")),
+                   masked_paths=tuple(sec.pop("masked_paths")),
+                   readonly_paths=tuple(sec.pop("readonly_paths")), **sec)
+
 
 @dataclass(frozen=True)
 class ProcessSpec:
@@ -47,6 +54,11 @@ class ProcessSpec:
     env: tuple[str, ...]
     cwd: str = "/"
     user: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ProcessSpec:
+        return cls(args=tuple(raw["args"]), env=tuple(raw["env"]), cwd=raw["cwd"],
+                   user=raw["user"])
 
 
 @dataclass(frozen=True)
@@ -69,24 +81,17 @@ class ContainerSpec:
     network_mode: str = "none"
     join_netns: str = ""
 
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, data: bytes) -> ContainerSpec:
-        raw: dict[str, Any] = json.loads(data)
-        proc = raw.pop("process")
-        process = ProcessSpec(args=tuple(proc["args"]), env=tuple(proc["env"]),
-                              cwd=proc["cwd"], user=proc["user"])
+    def from_dict(cls, data: dict[str, Any]) -> ContainerSpec:
+        """From ``to_dict`` after a JSON round trip (lists for the tuples)."""
+        raw = dict(data)
+        process = ProcessSpec.from_dict(raw.pop("process"))
         binds = tuple(BindMount(**b) for b in raw.pop("binds"))
         tmpfs = tuple(TmpfsSpec(**t) for t in raw.pop("tmpfs"))
-        sec = raw.pop("security")
-        security = SecuritySpec(
-            capabilities=tuple(sec.pop("capabilities")),
-            masked_paths=tuple(sec.pop("masked_paths")),
-            readonly_paths=tuple(sec.pop("readonly_paths")),
-            **sec,
-        )
+        security = SecuritySpec.from_dict(raw.pop("security"))
         return cls(
             process=process,
             binds=binds,
