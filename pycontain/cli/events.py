@@ -7,9 +7,11 @@ API call:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from pycontain.cli.common import Context, Verb
@@ -33,11 +35,14 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_time(text: str, now: float) -> float:
-    """Docker's --since/--until: Unix seconds, or a duration before now ("10m", "1.5h")."""
+    """Docker's --since/--until: Unix seconds, RFC 3339 (``2026-11-28T01:02:03Z``, a
+    fraction and an offset allowed), or a duration before now ("10m", "1.5h")."""
     try:
         return float(text)
     except ValueError:
         pass
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     match = _DURATION.match(text)
     if match is None:
         raise InvalidArgument(f"invalid time {text!r}: use Unix seconds or a duration like 10m")

@@ -2,6 +2,7 @@
 
 API calls:
     logs     GET /containers/{name}/logs?stdout=1&stderr=1[&follow=1][&tail=N][&timestamps=1]
+             [&since=UNIX][&until=UNIX]
     top      GET /containers/{name}/top                    -> {"Titles", "Processes"}
     inspect  GET /containers/{name}/json, else GET /images/{name}/json
 """
@@ -9,9 +10,11 @@ API calls:
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pycontain.cli.common import Context, Verb, one_line, quote_path
+from pycontain.cli.events import parse_time
 from pycontain.cli.flags import VALUE, Command, Flag, Options
 from pycontain.cli.render import tabulate
 from pycontain.cli.stream import copy_multiplexed
@@ -23,7 +26,11 @@ LOGS = Command(
     "logs", "CONTAINER", "Fetch the logs of a container",
     (Flag("follow", "f", help="Follow log output"),
      Flag("tail", "n", VALUE, 'Number of lines to show from the end of the logs (default "all")'),
-     Flag("timestamps", "t", help="Show timestamps")),
+     Flag("timestamps", "t", help="Show timestamps"),
+     Flag("since", kind=VALUE, help="Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) "
+          "or relative (e.g. 42m for 42 minutes)"),
+     Flag("until", kind=VALUE, help="Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) "
+          "or relative (e.g. 42m for 42 minutes)")),
     min_args=1, max_args=1,
 )
 TOP = Command("top", "CONTAINER", "Display the running processes of a container",
@@ -47,6 +54,10 @@ def cmd_logs(ctx: Context, opts: Options) -> int:
         query["tail"] = opts.text("tail")
     if opts.flag("timestamps"):
         query["timestamps"] = True
+    now = time.time()
+    for flag in ("since", "until"):
+        if opts.given(flag):
+            query[flag] = f"{parse_time(opts.text(flag), now):.9f}"
     reply = ctx.client.request("GET", f"/containers/{quote_path(opts.args[0])}/logs", query=query)
     copy_multiplexed(reply.iter_chunks(), *ctx.binary_streams())
     return 0

@@ -77,6 +77,9 @@ _CONTAINER_FLAGS = (
     Flag("security-opt", kind=LIST, help="Security Options", metavar="list"),
     Flag("read-only", help="Mount the container's root filesystem as read only"),
     Flag("tmpfs", kind=LIST, help="Mount a tmpfs directory", metavar="list"),
+    Flag("log-driver", kind=VALUE, help="Logging driver for the container (json-file)"),
+    Flag("log-opt", kind=LIST, help="Log driver options (max-size=10m, max-file=3)",
+         metavar="list"),
 )
 
 
@@ -156,6 +159,9 @@ def container_body(opts: Options, attach: bool) -> dict[str, Any]:
         from pycontain.network.ports import port_bindings
 
         host["PortBindings"] = port_bindings(opts.texts("publish"))
+    if opts.given("log-driver") or opts.given("log-opt"):
+        host["LogConfig"] = {"Type": opts.text("log-driver") or "json-file",
+                             "Config": dict(o.partition("=")[::2] for o in opts.texts("log-opt"))}
     body["HostConfig"] = host
     return body
 

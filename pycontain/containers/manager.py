@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pycontain.cgroups.base import CgroupManager, Resources
 from pycontain.containers import logs
 from pycontain.containers.events import EventLog
+from pycontain.containers.filesystem import ContainerFilesystem
 from pycontain.containers.names import generate_name, validate_name
 from pycontain.containers.record import (
     ContainerConfig,
@@ -42,6 +43,7 @@ from pycontain.containers.record import (
     ContainerState,
     HostConfig,
     parse_bind,
+    rotation_limits,
 )
 from pycontain.containers.state import Action, Status, transition
 from pycontain.errors import (
@@ -238,6 +240,7 @@ class ContainerManager:
         mode, join_netns = self._network_mode(record)
         if mode in ("bridge", "none"):
             binds += self._etc_files(record)
+        max_size, max_files = rotation_limits(hc.log_config)
         return ContainerSpec(
             id=record.id,
             hostname=record.config.hostname,
@@ -255,6 +258,8 @@ class ContainerManager:
             security=self.security_spec(record),
             network_mode=mode,
             join_netns=join_netns,
+            log_max_size=max_size,
+            log_max_files=max_files,
         )
 
     def security_spec(self, record: ContainerRecord) -> SecuritySpec:
@@ -738,7 +743,9 @@ class ContainerManager:
     # ------------------------------------------------------------------ logs, top
 
     async def log_stream(self, ref: str, follow: bool, stdout: bool, stderr: bool,
-                         tail: str | None, timestamps: bool) -> AsyncIterator[bytes]:
+                         tail: str | None, timestamps: bool, since: int | None = None,
+                         until: int | None = None) -> AsyncIterator[bytes]:
+        """The log's frames; ``since``/``until`` (ns since the epoch) bound the entries."""
         record = self.resolve(ref)
         stopped = self._stopped_event(record.id)
         try:
@@ -747,12 +754,14 @@ class ContainerManager:
             return
         with log_file:
             entries, offset = logs.read_log_entries(log_file)
+            entries = logs.between(logs.read_rotated(self.log_path(record)) + entries,
+                                   since, until)
             for chunk in logs.iter_frames(logs.tail_entries(entries, tail), stdout, stderr,
                                           timestamps):
                 yield chunk
-            if follow:
+            if follow and until is None:
                 async for chunk in _follow(log_file, offset, stopped, stdout, stderr,
-                                           timestamps):
+                                           timestamps, self.log_path(record)):
                     yield chunk
 
     def attach(self, ref: str, stdout: bool, stderr: bool) -> AsyncIterator[bytes]:
@@ -774,10 +783,21 @@ class ContainerManager:
                 if started is not None:
                     await started.wait()
                 async for chunk in _follow(log_file, offset, self._stopped_event(record.id),
-                                           stdout, stderr, False):
+                                           stdout, stderr, False, self.log_path(record)):
                     yield chunk
 
         return stream()
+
+    def filesystem(self, ref: str) -> ContainerFilesystem:
+        """Where the container's files are, for cp, export, diff and commit."""
+        record = self.resolve(ref)
+        running = record.state.status in (Status.RUNNING, Status.PAUSED)
+        directory = self._container_dir(record.id)
+        return ContainerFilesystem(
+            id=record.id, pid=record.state.pid if running else 0,
+            upperdir=directory / "upper", workdir=directory / "work",
+            lowerdirs=tuple(self.images.layer_dirs(self.images.get(record.image_id))),
+            scratch=self.dir.parent / "tmp")
 
     def writable_size(self, container_id: str) -> int:
         """Bytes in the container's own writable layer (its overlay upperdir)."""
@@ -889,17 +909,32 @@ class ContainerManager:
 
 
 async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdout: bool,
-                  stderr: bool, timestamps: bool) -> AsyncIterator[bytes]:
-    """New log entries as frames, from ``offset`` until the container stops."""
-    while True:
-        finished = stopped.is_set()
-        entries, offset = logs.read_log_entries(log_file, offset)
-        for chunk in logs.iter_frames(entries, stdout, stderr, timestamps):
-            yield chunk
-        if finished:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
+                  stderr: bool, timestamps: bool, path: Path) -> AsyncIterator[bytes]:
+    """New log entries as frames, from ``offset`` until the container stops; a rotated
+    log is read to its end, then the new one from its start."""
+    current = log_file
+    try:
+        while True:
+            finished = stopped.is_set()
+            entries, offset = logs.read_log_entries(current, offset)
+            renewed = logs.reopen_if_rotated(current, path)
+            if renewed is not None:
+                more, offset = logs.read_log_entries(current, offset)
+                entries += more
+                if current is not log_file:
+                    current.close()
+                current, offset = renewed, 0
+            for chunk in logs.iter_frames(entries, stdout, stderr, timestamps):
+                yield chunk
+            if renewed is not None:
+                continue
+            if finished:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), LOG_POLL_INTERVAL)
+    finally:
+        if current is not log_file:
+            current.close()
 
 
 def parse_shim_event(line: bytes) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pycontain.containers.state import Status
 from pycontain.errors import InvalidArgument
 from pycontain.fsutil import atomic_write_json
 from pycontain.security import policy as security_policy
+from pycontain.units import parse_bytes
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class HostConfig:
     restart_max_retries: int = 0     # on-failure's limit; 0 = no limit
     network_mode: str = "bridge"     # bridge | none | host | container:<name> | a user network
     port_bindings: tuple[str, ...] = ()  # "[IP:][HOSTPORT:]CTRPORT/PROTO", as -p takes them
+    log_config: dict[str, str] = field(default_factory=dict)  # json-file's max-size, max-file
 
 
 @dataclass
@@ -186,8 +188,38 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         restart_max_retries=max_retries,
         network_mode=_network_mode(host.get("NetworkMode")),
         port_bindings=_port_bindings(host.get("PortBindings")),
+        log_config=_log_config(host.get("LogConfig")),
     )
     return config, host_config
+
+
+def rotation_limits(options: dict[str, str]) -> tuple[int, int]:
+    """json-file's ``max-size`` (bytes; 0: unlimited) and ``max-file`` (at least 1) from
+    ``--log-opt`` options.  Raises ``InvalidArgument`` for an unknown or bad option."""
+    for key in options:
+        if key not in ("max-size", "max-file"):
+            raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
+    size = parse_bytes(options["max-size"]) if options.get("max-size", "-1") != "-1" else 0
+    text = options.get("max-file", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidArgument(f"invalid value for max-file: {text!r}: at least 1")
+    if int(text) > 1 and not size:
+        raise InvalidArgument("max-file cannot be set without max-size")
+    return size, int(text)
+
+
+def _log_config(raw: Any) -> dict[str, str]:
+    """HostConfig.LogConfig: {"Type": "json-file", "Config": {"max-size", "max-file"}}."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict) or not isinstance(raw.get("Config") or {}, dict):
+        raise InvalidArgument("HostConfig.LogConfig must be an object")
+    if raw.get("Type") not in (None, "", "json-file"):
+        raise InvalidArgument(f"logging driver {raw.get('Type')} is not supported: "
+                              "only json-file is")
+    options = {str(k): str(v) for k, v in (raw.get("Config") or {}).items()}
+    rotation_limits(options)
+    return options
 
 
 def _network_mode(raw: Any) -> str:

@@ -14,9 +14,10 @@ import re
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pycontain import __version__
+from pycontain.containers import filesystem
 from pycontain.containers.exec import ExecService, parse_exec_body
 from pycontain.containers.manager import ContainerManager
 from pycontain.containers.record import parse_create_body
@@ -76,6 +77,12 @@ class Api:
         r.add("POST", f"{c}/exec", self.create_exec)
         r.add("POST", f"/exec/{_NAME_RE}/start", self.start_exec)
         r.add("GET", f"/exec/{_NAME_RE}/json", self.inspect_exec)
+        r.add("GET", f"{c}/archive", self.get_archive)
+        r.add("HEAD", f"{c}/archive", self.stat_archive)
+        r.add("PUT", f"{c}/archive", self.put_archive)
+        r.add("GET", f"{c}/export", self.export)
+        r.add("GET", f"{c}/changes", self.changes)
+        r.add("POST", "/commit", self.commit)
         r.add("DELETE", c, self.remove)
         r.add("GET", "/networks", self.list_networks)
         r.add("POST", "/networks/create", self.create_network)
@@ -331,7 +338,9 @@ class Api:
         if not stdout and not stderr:
             raise InvalidArgument("you must choose at least one stream")
         stream = self.containers.log_stream(name, request.flag("follow"), stdout, stderr,
-                                            request.arg("tail"), request.flag("timestamps"))
+                                            request.arg("tail"), request.flag("timestamps"),
+                                            _time_arg(request.arg("since")),
+                                            _time_arg(request.arg("until")) or None)
         return Response(content_type="application/vnd.docker.raw-stream", stream=stream)
 
     async def attach(self, request: Request) -> Response:
@@ -346,6 +355,70 @@ class Api:
 
     async def top(self, request: Request) -> Response:
         return Response.json(self.containers.top(request.params["name"]))
+
+    # ---------------------------------------------------------------- files (filesystem.py)
+
+    def _archive_path(self, request: Request) -> str:
+        path = request.arg("path")
+        if not path:
+            raise InvalidArgument("archive: the path argument is required")
+        return path
+
+    async def stat_archive(self, request: Request) -> Response:
+        path = self._archive_path(request)
+        with self.containers.filesystem(request.params["name"]).root() as root:
+            header = filesystem.path_stat(root, path)
+        return Response(content_type="", headers={"X-Docker-Container-Path-Stat": header})
+
+    async def get_archive(self, request: Request) -> Response:
+        path = self._archive_path(request)
+        out = tempfile.TemporaryFile(dir=self.data_root / "tmp")  # noqa: SIM115 (streamed)
+        try:
+            with self.containers.filesystem(request.params["name"]).root() as root:
+                header = filesystem.path_stat(root, path)
+                filesystem.read_archive(root, path, out)
+        except BaseException:
+            out.close()
+            raise
+        return Response(content_type="application/x-tar", stream=_file_stream(out),
+                        headers={"X-Docker-Container-Path-Stat": header})
+
+    async def put_archive(self, request: Request) -> Response:
+        path = self._archive_path(request)
+        self.containers.resolve(request.params["name"])
+        upload = await self._save_upload(request)
+        try:
+            fs = self.containers.filesystem(request.params["name"])  # it may have stopped
+            with fs.root(writable=True) as root, open(upload, "rb") as source:
+                filesystem.write_archive(root, path, source)
+        finally:
+            upload.unlink(missing_ok=True)
+        return Response(content_type="")
+
+    async def export(self, request: Request) -> Response:
+        out = tempfile.TemporaryFile(dir=self.data_root / "tmp")  # noqa: SIM115 (streamed)
+        try:
+            with self.containers.filesystem(request.params["name"]).root(mounts=False) as root:
+                filesystem.export(root, out)
+        except BaseException:
+            out.close()
+            raise
+        return Response(content_type="application/x-tar", stream=_file_stream(out))
+
+    async def changes(self, request: Request) -> Response:
+        found = filesystem.changes(self.containers.filesystem(request.params["name"]))
+        return Response.json([{"Path": c.path, "Kind": c.kind} for c in found])
+
+    async def commit(self, request: Request) -> Response:
+        from pycontain.containers.commit import commit_container
+
+        name = request.arg("container") or ""
+        record = self.containers.resolve(name)
+        repo, tag = request.arg("repo"), request.arg("tag")
+        reference = (f"{repo}:{tag}" if tag else repo) if repo else None
+        image = commit_container(self.images, self.containers.filesystem(name), record,
+                                 reference, request.arg("comment") or "")
+        return Response.json({"Id": image.id}, status=201)
 
     async def create_exec(self, request: Request) -> Response:
         config = parse_exec_body(await request.json())
@@ -526,6 +599,14 @@ class Api:
                 task.cancel()
 
         return Response(stream=stream())
+
+
+async def _file_stream(source: IO[bytes]) -> AsyncIterator[bytes]:
+    """The content of a temporary file, from its start; the file is closed at the end."""
+    with source:
+        source.seek(0)
+        while chunk := source.read(256 * 1024):
+            yield chunk
 
 
 def _json_stream(messages: list[dict[str, Any]]) -> Response:

@@ -234,12 +234,13 @@ class ImageStore:
         with self._lock:
             self._commit_layers({diff_id: layer_dir})
 
-    def add_image(self, config_bytes: bytes, manifest_bytes: bytes,
+    def add_image(self, config_bytes: bytes, manifest_bytes: bytes | None,
                   references: Sequence[str]) -> tuple[Image, bool]:
         """Record a pulled image whose layers are all in the store and point each of
         ``references`` (tags and digest references, familiar form) at it.
 
         Returns the image and whether anything changed (a new image or a moved tag).
+        ``manifest_bytes`` is None for an image made here (``commit``).
         Raises ``ImageArchiveError`` for a bad config and ``PycontainError`` when a
         layer is missing.
         """

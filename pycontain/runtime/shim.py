@@ -135,11 +135,12 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
 
     send_event(control, {"event": "started", "pid": pid, "shim_pid": os.getpid(),
                     "started_at": time.time_ns()})
-    _pump_output(log_fd, {out_r: "stdout", err_r: "stderr"})
+    writer = LogWriter(log_fd, spec.log_path, spec.log_max_size, spec.log_max_files)
+    _pump_output(writer, {out_r: "stdout", err_r: "stderr"})
     _, status = os.waitpid(pid, 0)
     record = {"exit_code": exit_code_from_wait_status(status), "finished_at": time.time_ns(),
               "error": "", "started": True}
-    os.close(log_fd)
+    writer.close()
     atomic_write_json(state_dir / EXIT_FILE, record)
     send_event(control, {"event": "exited", **record})
 
@@ -195,9 +196,8 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _pump_output(log_fd: int, streams: dict[int, str]) -> None:
+def _pump_output(writer: LogWriter, streams: dict[int, str]) -> None:
     """Copy the container's output into the log until every writer has closed its end."""
-    writer = LogWriter(log_fd)
     poller = select.poll()
     for fd in streams:
         poller.register(fd, select.POLLIN)

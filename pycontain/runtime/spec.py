@@ -80,6 +80,8 @@ class ContainerSpec:
     # "none": a new one with loopback only; "host": the host's; "container": join_netns.
     network_mode: str = "none"
     join_netns: str = ""
+    log_max_size: int = 0               # bytes before the log rotates; 0: never
+    log_max_files: int = 1              # the live log and its rotated files
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
