@@ -26,22 +26,6 @@ from pycontain.errors import ImageArchiveError
 from pycontain.images import unpack_layer
 
 
-@pytest.fixture
-def sentinel(tmp_path: Path) -> Path:
-    """A directory next to the layer that no layer may touch."""
-    path = tmp_path / "sentinel"
-    path.mkdir()
-    (path / "secret").write_text("keep me")
-    return path
-
-
-@pytest.fixture
-def layer_root(tmp_path: Path) -> Path:
-    path = tmp_path / "layer"
-    path.mkdir()
-    return path
-
-
 def unpack(entries: list[Entry], dest: Path, compress: bool = False) -> str:
     data = layer_tar(entries, compress=compress)
     return unpack_layer(io.BytesIO(data), dest, "test layer").diff_id

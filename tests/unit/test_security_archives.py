@@ -16,21 +16,6 @@ from pycontain.errors import ImageArchiveError
 from pycontain.images import unpack_layer
 
 
-@pytest.fixture
-def sentinel(tmp_path: Path) -> Path:
-    path = tmp_path / "sentinel"
-    path.mkdir()
-    (path / "secret").write_text("keep me")
-    return path
-
-
-@pytest.fixture
-def layer_root(tmp_path: Path) -> Path:
-    path = tmp_path / "layer"
-    path.mkdir()
-    return path
-
-
 def unpack_or_refuse(entries: list[Entry], dest: Path) -> bool:
     """True when unpacked, False when refused with ImageArchiveError (both are fine)."""
     try:
