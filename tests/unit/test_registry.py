@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -49,6 +50,18 @@ DIGEST = "sha256:" + "a" * 64
 def _descriptor(digest: str = DIGEST, **extra: Any) -> dict[str, Any]:
     return {"mediaType": DOCKER_MANIFEST, "digest": digest, "size": 10, **extra}
 
+
+
+@contextlib.asynccontextmanager
+async def serve_on_loopback(app: web.Application) -> AsyncIterator[int]:
+    """Run a fake registry or token server on 127.0.0.1; yields its port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
 
 def test_parse_challenge_of_docker_hub() -> None:
     scheme, params = parse_challenge(HUB_CHALLENGE.format(realm="https://auth.docker.io/token"))
@@ -190,19 +203,12 @@ def test_token_flow_with_docker_hub_shapes() -> None:
         app.router.add_get("/token", token)
         app.router.add_get("/v2/", ping)
         app.router.add_get("/v2/library/alpine/manifests/{ref}", manifests)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
+        async with serve_on_loopback(app) as port:
             reference = parse_reference(f"127.0.0.1:{port}/library/alpine:latest")
             async with RegistryClient(reference, credentials=Credentials("u", "p")) as client:
                 await client.login()
                 data, media_type, got = await client.manifest("latest")
                 return parse_manifest(data, media_type, "m"), got
-        finally:
-            await runner.cleanup()
 
     parsed, got = asyncio.run(scenario())
     assert isinstance(parsed, Manifest) and got == digest
@@ -232,15 +238,8 @@ def test_login_against_docker_hub_shapes() -> None:
         app = web.Application()
         app.router.add_get("/token", token)
         app.router.add_get("/v2/", ping)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
+        async with serve_on_loopback(app) as port:
             await check_login(f"http://127.0.0.1:{port}/", Credentials("u", password))
-        finally:
-            await runner.cleanup()
 
     asyncio.run(scenario("right"))
     assert seen == [{"account": "u", "service": "registry.docker.io"}]
