@@ -115,6 +115,33 @@ def read_counter(path: Path, key: str) -> int:
         raise PycontainError(f"read {path}: {key} is not an integer: {value!r}") from exc
 
 
+def read_usage_number(path: Path) -> int:
+    """An integer interface file for ``usage``: 0 when the file is absent (a controller the
+    host lacks), says "max", or holds no integer.
+
+    Raises:
+        PycontainError: a read error other than a missing file.
+    """
+    try:
+        text = read_file(path).strip()
+    except NotFound:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def read_usage_numbers(path: Path) -> dict[str, int]:
+    """The integer entries of a flat keyed file (memory.stat, cpu.stat); {} when absent.
+
+    Raises:
+        PycontainError: a read error other than a missing file.
+    """
+    try:
+        pairs = read_flat_keyed(path)
+    except NotFound:
+        return {}
+    return {key: int(value) for key, value in pairs.items() if value.isdigit()}
+
+
 def read_pids(procs_file: Path) -> list[int]:
     """The pids listed in a cgroup.procs file.
 

@@ -28,6 +28,7 @@ __all__ = [
     "CgroupManager",
     "KernelOps",
     "Resources",
+    "Usage",
     "validate_cgroup_parent",
     "validate_container_id",
 ]
@@ -134,6 +135,24 @@ class Resources:
             )
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a container's cgroup has used, read once from its interface files (``stats``).
+
+    Bytes, nanoseconds and counts; a limit of 0 means none is set.
+    """
+
+    memory_usage: int = 0
+    memory_max_usage: int = 0
+    memory_limit: int = 0
+    memory_stat: dict[str, int] | None = None
+    cpu_total_ns: int = 0
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    pids_current: int = 0
+    pids_limit: int = 0
+
+
 class KernelOps:
     """The kernel actions of a manager other than reading and writing interface files.
 
@@ -215,6 +234,15 @@ class CgroupManager(Protocol):
 
     def oom_kill_count(self, container_id: str) -> int:
         """How many processes the OOM killer killed in the cgroup (0 where not reported).
+
+        Raises:
+            NotFound: the cgroup does not exist.
+        """
+        ...
+
+    def usage(self, container_id: str) -> Usage:
+        """Memory, CPU time and pids the cgroup uses now (a controller the host lacks
+        reads as 0).
 
         Raises:
             NotFound: the cgroup does not exist.

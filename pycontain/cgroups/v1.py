@@ -21,12 +21,16 @@ from pycontain.cgroups.base import (
     CPU_PERIOD_US,
     KernelOps,
     Resources,
+    Usage,
     validate_cgroup_parent,
     validate_container_id,
 )
 from pycontain.errors import NotFound, PycontainError
 
 __all__ = ["DEFAULT_DEVICE_RULES", "MANAGED_CONTROLLERS", "CgroupV1Manager"]
+
+_UNLIMITED_BYTES = 2**62
+"""memory.limit_in_bytes at or above this is the kernel's "no limit" (page-rounded 2^63-1)."""
 
 MANAGED_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 """The v1 controllers a container joins, where the host mounts them."""
@@ -271,6 +275,28 @@ class CgroupV1Manager:
         if cgroup is None:
             return 0
         return fs.read_counter(cgroup / "memory.oom_control", "oom_kill")
+
+    def usage(self, container_id: str) -> Usage:
+        """See ``CgroupManager.usage``: memory.usage_in_bytes, cpuacct.usage, pids.current."""
+        self.existing_cgroup_dirs(container_id)
+
+        def number(controller: str, name: str) -> int:
+            cgroup = self.controller_path(controller, container_id)
+            return 0 if cgroup is None else fs.read_usage_number(cgroup / name)
+
+        memory = self.controller_path("memory", container_id)
+        limit = number("memory", "memory.limit_in_bytes")
+        return Usage(
+            memory_usage=number("memory", "memory.usage_in_bytes"),
+            memory_max_usage=number("memory", "memory.max_usage_in_bytes"),
+            memory_limit=0 if limit >= _UNLIMITED_BYTES else limit,
+            memory_stat={} if memory is None else fs.read_usage_numbers(memory / "memory.stat"),
+            cpu_total_ns=number("cpuacct", "cpuacct.usage"),
+            cpu_user_ns=number("cpuacct", "cpuacct.usage_user"),
+            cpu_system_ns=number("cpuacct", "cpuacct.usage_sys"),
+            pids_current=number("pids", "pids.current"),
+            pids_limit=number("pids", "pids.max"),
+        )
 
     def read_limits(self, container_id: str) -> dict[str, str]:
         self.existing_cgroup_dirs(container_id)

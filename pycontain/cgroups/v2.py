@@ -14,6 +14,7 @@ from pycontain.cgroups.base import (
     CPU_PERIOD_US,
     KernelOps,
     Resources,
+    Usage,
     validate_cgroup_parent,
     validate_container_id,
 )
@@ -207,6 +208,22 @@ class CgroupV2Manager:
         if not memory_events.exists():
             return 0
         return fs.read_counter(memory_events, "oom_kill")
+
+    def usage(self, container_id: str) -> Usage:
+        """See ``CgroupManager.usage``: memory.current, cpu.stat, pids.current."""
+        cgroup = self.existing_cgroup(container_id)
+        cpu = fs.read_usage_numbers(cgroup / "cpu.stat")
+        return Usage(
+            memory_usage=fs.read_usage_number(cgroup / "memory.current"),
+            memory_max_usage=fs.read_usage_number(cgroup / "memory.peak"),
+            memory_limit=fs.read_usage_number(cgroup / "memory.max"),
+            memory_stat=fs.read_usage_numbers(cgroup / "memory.stat"),
+            cpu_total_ns=cpu.get("usage_usec", 0) * 1000,
+            cpu_user_ns=cpu.get("user_usec", 0) * 1000,
+            cpu_system_ns=cpu.get("system_usec", 0) * 1000,
+            pids_current=fs.read_usage_number(cgroup / "pids.current"),
+            pids_limit=fs.read_usage_number(cgroup / "pids.max"),
+        )
 
     def read_limits(self, container_id: str) -> dict[str, str]:
         cgroup = self.existing_cgroup(container_id)

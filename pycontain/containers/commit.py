@@ -26,13 +26,13 @@ from pycontain.images import ImageStore
 from pycontain.images.config import Image
 from pycontain.images.reference import parse_reference
 
-__all__ = ["commit_container"]
+__all__ = ["commit_container", "whiteout_entries"]
 
 _OPAQUE_XATTR = "trusted.overlay.opaque"
 _OPAQUE_MARKER = ".wh..wh..opq"
 
 
-def _whiteout_entries(dir_fd: int, name: str, info: os.stat_result,
+def whiteout_entries(dir_fd: int, name: str, info: os.stat_result,
                       arcname: str) -> list[tarfile.TarInfo] | None:
     """Overlay's whiteouts back into the image format's ``.wh.`` entries."""
     if is_whiteout(info):
@@ -110,7 +110,7 @@ def commit_container(images: ImageStore, fs: ContainerFilesystem, record: Contai
                                       format=tarfile.PAX_FORMAT) as tar, \
                             os.scandir(upper) as listing:
                         for name in sorted(e.name for e in listing):
-                            write_tree(tar, upper, name, name, _whiteout_entries)
+                            write_tree(tar, upper, name, name, whiteout_entries)
                 finally:
                     os.close(upper)
                 out.seek(0)

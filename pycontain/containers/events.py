@@ -1,4 +1,6 @@
-"""Container events (create, start, die, oom, kill, stop, pause, unpause, restart, destroy).
+"""Events: containers (create, start, die, oom, kill, stop, pause, unpause, restart,
+rename, destroy), images (pull, tag, untag, delete, load) and networks (create, connect,
+disconnect, destroy).
 
 The service records each event here; ``GET /events`` replays the recent ones
 (``since``/``until``) and follows new ones.  The JSON shape is Docker's:
@@ -27,14 +29,22 @@ class EventLog:
 
     def emit(self, action: str, container_id: str, name: str, image: str,
              **attributes: str) -> None:
-        now = time.time_ns()
-        event = {
+        """A container's event."""
+        self._publish({
             "status": action, "id": container_id, "from": image, "Type": "container",
             "Action": action,
             "Actor": {"ID": container_id,
                       "Attributes": {"name": name, "image": image, **attributes}},
-            "scope": "local", "time": now // 1_000_000_000, "timeNano": now,
-        }
+        })
+
+    def emit_object(self, kind: str, action: str, actor_id: str, **attributes: str) -> None:
+        """An image's or a network's event (``kind`` "image" or "network")."""
+        self._publish({"Type": kind, "Action": action,
+                       "Actor": {"ID": actor_id, "Attributes": attributes}})
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        now = time.time_ns()
+        event.update({"scope": "local", "time": now // 1_000_000_000, "timeNano": now})
         self._recent.append(event)
         for queue in list(self._subscribers):
             if queue.qsize() < MAX_QUEUED:  # a reader that does not keep up loses events

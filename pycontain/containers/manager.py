@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pycontain.cgroups.base import CgroupManager, Resources
+from pycontain.cgroups.base import CgroupManager, Resources, Usage
 from pycontain.containers import logs
 from pycontain.containers.events import EventLog
 from pycontain.containers.filesystem import ContainerFilesystem
@@ -52,6 +53,7 @@ from pycontain.errors import (
     InvalidArgument,
     NameInUse,
     NoSuchContainer,
+    NotFound,
     NotModified,
     PycontainError,
 )
@@ -808,6 +810,40 @@ class ContainerManager:
                     total += os.lstat(os.path.join(root, name)).st_size
         return total
 
+    def usage(self, ref: str) -> tuple[ContainerRecord, Usage | None, dict[str, dict[str, int]]]:
+        """The container's cgroup usage and its interfaces' counters (from its network
+        namespace's /proc/net/dev), read once; None and {} when it is not running."""
+        record = self.resolve(ref)
+        if record.state.status not in (Status.RUNNING, Status.PAUSED):
+            return record, None, {}
+        try:
+            usage = self.cgroups.usage(record.id)
+        except NotFound:  # it stopped meanwhile
+            return record, None, {}
+        return record, usage, _interface_counters(record.state.pid)
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        """Docker's rename: the name must be valid and free; peers' /etc/hosts follow."""
+        record = self.resolve(ref)
+        validate_name(new_name)
+        new_name = new_name.lstrip("/")
+        if new_name == record.name:
+            raise InvalidArgument("Renaming a container with the same name as its current "
+                                  "name")
+        async with self._lock(record.id):
+            taken = next((r for r in self.records.values() if r.name == new_name), None)
+            if taken is not None:
+                raise NameInUse(
+                    f'Conflict. The container name "/{new_name}" is already in use by '
+                    f'container "{taken.id}". You have to remove (or rename) that container '
+                    "to be able to reuse that name.")
+            old_name, record.name = record.name, new_name
+            self._save(record)
+            if record.state.status in (Status.RUNNING, Status.PAUSED) and record.state.ip_address:
+                self._write_hosts(record)
+                self._refresh_peers(record)
+        self._emit("rename", record, oldName="/" + old_name)
+
     def top(self, ref: str) -> dict[str, Any]:
         import psutil
 
@@ -894,6 +930,55 @@ class ContainerManager:
                 if items:
                     log.info("network %s: removed stale %s: %s", name, kind, ", ".join(items))
 
+    async def connect_network(self, ref: str, network: str) -> None:
+        """Docker's ``network connect`` for pycontain's one network per container: a
+        container without one (``none``, or disconnected) joins ``network``; a running one
+        gets its interface, address and hosts entries at once."""
+        record = self.resolve(ref)
+        info, _ = self._networks().get(network)
+        async with self._lock(record.id):
+            mode = record.host_config.network_mode
+            if mode == info.name:
+                raise Conflict(f"endpoint with name {record.name} already exists in network "
+                               f"{info.name}")
+            if mode != "none":
+                raise Conflict(f"container {record.name} is connected to network {mode}: a "
+                               "pycontain container is on one network only; disconnect it "
+                               "first")
+            self._set_network_mode(record, info.name)
+            if record.state.status in (Status.RUNNING, Status.PAUSED):
+                try:
+                    await self._wire_network(record, record.state.pid)
+                except BaseException:
+                    self._set_network_mode(record, "none")
+                    raise
+            self._save(record)
+        self.events.emit_object("network", "connect", info.id, name=info.name,
+                                container=record.id, type="bridge")
+
+    async def disconnect_network(self, ref: str, network: str) -> None:
+        """Docker's ``network disconnect``: the container is left without a network
+        (``none``); a running one loses its interface and address at once."""
+        record = self.resolve(ref)
+        info, _ = self._networks().get(network)
+        async with self._lock(record.id):
+            if record.host_config.network_mode != info.name:
+                raise Conflict(f"container {record.name} is not connected to network "
+                               f"{info.name}")
+            await self._unwire_network(record)
+            self._set_network_mode(record, "none")
+            self._save(record)
+        self.events.emit_object("network", "disconnect", info.id, name=info.name,
+                                container=record.id, type="bridge")
+
+    def _networks(self) -> NetworkRegistry:
+        if self.networks is None:
+            raise PycontainError("bridge networks are not available in this daemon")
+        return self.networks
+
+    def _set_network_mode(self, record: ContainerRecord, mode: str) -> None:
+        record.host_config = dataclasses.replace(record.host_config, network_mode=mode)
+
     def network_members(self, name: str) -> list[ContainerRecord]:
         return [r for r in self.records.values() if r.host_config.network_mode == name]
 
@@ -976,6 +1061,27 @@ def _mounts_under(directory: Path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4].replace("\\040", " ") for line in f]
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def _interface_counters(pid: int) -> dict[str, dict[str, int]]:
+    """Each interface of the network namespace ``pid`` is in but lo: Docker's networks
+    stats (rx_bytes, rx_packets, rx_errors, rx_dropped, and the same for tx)."""
+    names = ("bytes", "packets", "errors", "dropped")
+    counters: dict[str, dict[str, int]] = {}
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            lines = f.readlines()[2:]
+    except OSError:
+        return counters
+    for line in lines:
+        interface, _, numbers = line.partition(":")
+        fields = numbers.split()
+        if interface.strip() == "lo" or len(fields) < 12:
+            continue
+        rx = {f"rx_{n}": int(v) for n, v in zip(names, fields[0:4], strict=True)}
+        tx = {f"tx_{n}": int(v) for n, v in zip(names, fields[8:12], strict=True)}
+        counters[interface.strip()] = {**rx, **tx}
+    return counters
 
 
 def _read_namespaces(pid: int) -> dict[str, str]:

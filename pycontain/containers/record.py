@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pycontain.containers.state import Status
+from pycontain.containers.unsupported import refuse_unsupported
 from pycontain.errors import InvalidArgument
 from pycontain.fsutil import atomic_write_json
 from pycontain.security import policy as security_policy
@@ -175,6 +176,8 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
     binds = _str_list(host, "Binds") or ()
     for bind in binds:
         parse_bind(bind)
+    network_mode = _network_mode(host.get("NetworkMode"))
+    refuse_unsupported(body, network_mode)
     host_config = HostConfig(
         memory=memory,
         memory_swap=_int(host, "MemorySwap"),
@@ -186,7 +189,7 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         **_security_fields(host),
         restart_policy=policy,
         restart_max_retries=max_retries,
-        network_mode=_network_mode(host.get("NetworkMode")),
+        network_mode=network_mode,
         port_bindings=_port_bindings(host.get("PortBindings")),
         log_config=_log_config(host.get("LogConfig")),
     )

@@ -27,7 +27,12 @@ log = logging.getLogger("pycontain.http")
 MAX_JSON_BODY = 4 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_TIMEOUT = 120.0
-_VERSION_PREFIX = re.compile(r"^/v1\.\d+(?=/)")
+_VERSION_PREFIX = re.compile(r"^/v(?P<version>\d+\.\d+)(?=/)")
+
+
+def _api_version(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
 
 
 class Request:
@@ -36,7 +41,10 @@ class Request:
         target = event.target.decode("latin-1")
         raw_path, _, raw_query = target.partition("?")
         self.method = event.method.decode("ascii")
-        self.path = _VERSION_PREFIX.sub("", urllib.parse.unquote(raw_path))
+        path = urllib.parse.unquote(raw_path)
+        versioned = _VERSION_PREFIX.match(path)
+        self.api_version = versioned.group("version") if versioned else None
+        self.path = path[versioned.end():] if versioned else path
         self.query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                         for k, v in event.headers}
@@ -115,13 +123,31 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class Router:
-    def __init__(self) -> None:
+    """Routes by method and path (without its ``/vX.Y`` prefix).  A versioned path is
+    served when ``min_version <= X.Y <= max_version``, else answered 400, as dockerd does."""
+
+    def __init__(self, min_version: str = "1.0", max_version: str = "1.99") -> None:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.min_version = min_version
+        self.max_version = max_version
+
+    def check_version(self, request: Request) -> None:
+        asked = request.api_version
+        if asked is None:
+            return
+        if _api_version(asked) > _api_version(self.max_version):
+            raise InvalidArgument(f"client version {asked} is too new. Maximum supported API "
+                                  f"version is {self.max_version}")
+        if _api_version(asked) < _api_version(self.min_version):
+            raise InvalidArgument(f"client version {asked} is too old. Minimum supported API "
+                                  f"version is {self.min_version}, please upgrade your client "
+                                  "to a newer version")
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(f"^{pattern}$"), handler))
 
     async def dispatch(self, request: Request) -> Response:
+        self.check_version(request)
         path_matched = False
         for method, pattern, handler in self.routes:
             match = pattern.match(request.path)

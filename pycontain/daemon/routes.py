@@ -12,7 +12,8 @@ import os
 import platform
 import re
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -20,20 +21,34 @@ from pycontain import __version__
 from pycontain.containers import filesystem
 from pycontain.containers.exec import ExecService, parse_exec_body
 from pycontain.containers.manager import ContainerManager
-from pycontain.containers.record import parse_create_body
+from pycontain.containers.record import ContainerRecord, parse_create_body
 from pycontain.containers.state import Status
-from pycontain.daemon import views
+from pycontain.containers.unsupported import (
+    refuse_unsupported_endpoint,
+    refuse_unsupported_network,
+)
+from pycontain.daemon import hostinfo, views
 from pycontain.daemon.http import Request, Response, Router
-from pycontain.errors import ImageInUse, InvalidArgument, NoSuchImage, PycontainError
-from pycontain.images import ImageStore, is_image_id
+from pycontain.errors import (
+    ImageInUse,
+    InvalidArgument,
+    NoSuchImage,
+    NoSuchNetwork,
+    PycontainError,
+)
+from pycontain.images import ImageStore, host_architecture, is_image_id
 from pycontain.timefmt import rfc3339_nano
 
 if TYPE_CHECKING:
     from pycontain.images.pull import Puller
     from pycontain.network.registry import NetworkRegistry
 
-API_VERSION = "1.41"
+API_VERSION = "1.41"      # the API this daemon implements and advertises (API-Version)
 MIN_API_VERSION = "1.24"
+# Clients that have not negotiated (docker-py pinned to its default, a CLI given
+# DOCKER_API_VERSION) send their own newer version: served with the 1.41 shapes, up to
+# the newest the docker CLI speaks (28.x: 1.50).  Beyond that: 400, as dockerd answers.
+NEWEST_ACCEPTED_API_VERSION = "1.50"
 MAX_UPLOAD = 64 * 1024 * 1024 * 1024
 _NAME_RE = r"(?P<name>[^/]+)"
 
@@ -50,7 +65,7 @@ class Api:
         self._puller: Puller | None = None
 
     def router(self) -> Router:
-        r = Router()
+        r = Router(MIN_API_VERSION, NEWEST_ACCEPTED_API_VERSION)
         for method in ("GET", "HEAD"):
             r.add(method, "/_ping", self.ping)
         r.add("GET", "/version", self.version)
@@ -74,6 +89,8 @@ class Api:
         r.add("GET", f"{c}/logs", self.logs)
         r.add("POST", f"{c}/attach", self.attach)
         r.add("GET", f"{c}/top", self.top)
+        r.add("GET", f"{c}/stats", self.stats)
+        r.add("POST", f"{c}/rename", self.rename)
         r.add("POST", f"{c}/exec", self.create_exec)
         r.add("POST", f"/exec/{_NAME_RE}/start", self.start_exec)
         r.add("GET", f"/exec/{_NAME_RE}/json", self.inspect_exec)
@@ -88,31 +105,47 @@ class Api:
         r.add("POST", "/networks/create", self.create_network)
         r.add("GET", f"/networks/{_NAME_RE}", self.inspect_network)
         r.add("DELETE", f"/networks/{_NAME_RE}", self.remove_network)
+        r.add("POST", f"/networks/{_NAME_RE}/connect", self.connect_network)
+        r.add("POST", f"/networks/{_NAME_RE}/disconnect", self.disconnect_network)
+        r.add("POST", "/networks/prune", self.prune_networks)
         r.add("GET", "/images/json", self.list_images)
         r.add("POST", "/images/load", self.load)
         r.add("POST", "/images/create", self.create_image)
+        r.add("GET", "/images/get", self.save_images)
         r.add("GET", "/images/(?P<name>.+)/json", self.inspect_image)
+        r.add("GET", "/images/(?P<name>.+)/history", self.image_history)
+        r.add("GET", "/images/(?P<name>.+)/get", self.save_image)
+        r.add("POST", "/images/(?P<name>.+)/tag", self.tag_image)
         r.add("DELETE", "/images/(?P<name>.+)", self.remove_image)
         return r
 
     # ---------------------------------------------------------------- system
 
     async def ping(self, request: Request) -> Response:
-        return Response(body=b"OK", content_type="text/plain; charset=utf-8")
+        """GET and HEAD: the API-Version, OSType and Docker-Experimental headers (every
+        reply has them) are what the clients negotiate with."""
+        return Response(body=b"OK", content_type="text/plain; charset=utf-8",
+                        headers={"Cache-Control": "no-cache, no-store, must-revalidate",
+                                 "Pragma": "no-cache"})
 
     async def version(self, request: Request) -> Response:
-        uname = platform.uname()
-        return Response.json({
-            "Platform": {"Name": "pycontain"},
-            "Components": [{"Name": "Engine", "Version": __version__, "Details": {}}],
-            "Version": __version__,
+        details = {
             "ApiVersion": API_VERSION,
             "MinAPIVersion": MIN_API_VERSION,
             "GitCommit": "",
             "GoVersion": "python" + platform.python_version(),
             "Os": "linux",
-            "Arch": "amd64" if uname.machine == "x86_64" else uname.machine,
-            "KernelVersion": uname.release,
+            "Arch": host_architecture(),
+            "KernelVersion": platform.release(),
+            "BuildTime": "",
+            "Experimental": "false",
+        }
+        return Response.json({
+            "Platform": {"Name": "pycontain"},
+            "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
+            "Version": __version__,
+            **{k: v for k, v in details.items() if k != "Experimental"},
+            "Experimental": False,
         })
 
     async def info(self, request: Request) -> Response:
@@ -133,17 +166,55 @@ class Api:
             "CgroupVersion": str(cgroups.version),
             "CgroupParent": self.cgroup_parent,
             "KernelVersion": uname.release,
-            "OperatingSystem": _os_name(),
+            "OperatingSystem": hostinfo.os_name(),
             "OSType": "linux",
             "Architecture": uname.machine,
             "NCPU": os.cpu_count() or 1,
-            "MemTotal": _mem_total(),
+            "MemTotal": hostinfo.mem_total(),
             "Name": uname.node,
             "ServerVersion": __version__,
             "LoggingDriver": "json-file",
             "DefaultRuntime": "pycontain",
             "Runtimes": {"pycontain": {"path": "pycontain"}},
-            "SecurityOptions": [],
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "DriverStatus": [],
+            "Plugins": {"Volume": [], "Network": ["bridge", "host", "none"],
+                        "Authorization": None, "Log": ["json-file"]},
+            "MemoryLimit": True,
+            "SwapLimit": True,
+            "CpuCfsPeriod": True,
+            "CpuCfsQuota": True,
+            "CPUShares": True,
+            "CPUSet": False,
+            "PidsLimit": True,
+            "IPv4Forwarding": True,
+            "BridgeNfIptables": False,
+            "BridgeNfIp6tables": False,
+            "Debug": False,
+            "NFd": len(os.listdir("/proc/self/fd")),
+            "NGoroutines": 1,
+            "SystemTime": rfc3339_nano(time.time_ns()),
+            "NEventsListener": 0,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {
+                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                "IndexConfigs": {},
+                "Mirrors": [],
+            },
+            "HttpProxy": "",
+            "HttpsProxy": "",
+            "NoProxy": "",
+            "Labels": [],
+            "ExperimentalBuild": False,
+            "LiveRestoreEnabled": True,
+            "Isolation": "",
+            "InitBinary": "",
+            "ContainerdCommit": {"ID": "", "Expected": ""},
+            "RuncCommit": {"ID": "", "Expected": ""},
+            "InitCommit": {"ID": "", "Expected": ""},
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+            "Warnings": [],
         })
 
     async def auth(self, request: Request) -> Response:
@@ -164,22 +235,30 @@ class Api:
         return Response.json({"Status": "Login Succeeded", "IdentityToken": ""})
 
     async def events(self, request: Request) -> Response:
-        """Container events, Docker's shape: past ones from ``since``, then live ones
+        """Events, Docker's shape: past ones from ``since``, then live ones
         until ``until`` (or until the client goes away)."""
         since = _time_arg(request.arg("since"))
         until = _time_arg(request.arg("until"))
         filters = views.parse_filters(request.arg("filters"))
         for key in filters:
-            if key not in ("container", "event", "type", "image"):
+            if key not in ("container", "event", "type", "image", "network"):
                 raise InvalidArgument(f"invalid filter '{key}'")
 
+        def matches(key: str, value: str, event: dict[str, Any]) -> bool:
+            actor, kind = event["Actor"], event["Type"]
+            attributes = actor["Attributes"]
+            if key == "event":
+                return bool(value == event["Action"])
+            if key == "type":
+                return bool(value == kind)
+            if key == "image" and kind == "container":
+                return bool(value == attributes.get("image"))
+            if key != kind:
+                return False
+            return bool(actor["ID"].startswith(value) or value == attributes.get("name"))
+
         def wanted(event: dict[str, Any]) -> bool:
-            attributes = event["Actor"]["Attributes"]
-            checks = {"container": (event["id"], attributes["name"]),
-                      "event": (event["Action"],), "type": (event["Type"],),
-                      "image": (attributes["image"],)}
-            return all(any(v == c or (k == "container" and event["id"].startswith(v))
-                           for v in values for c in checks[k])
+            return all(any(matches(k, v, event) for v in values)
                        for k, values in filters.items())
 
         async def stream() -> AsyncIterator[bytes]:
@@ -205,7 +284,8 @@ class Api:
             image_items.append(item)
         container_items = []
         for record in records:
-            item = views.container_summary(record, record.config.image)
+            item = views.container_summary(record, record.config.image,
+                                           self._network_id(record))
             item["SizeRw"] = self.containers.writable_size(record.id)
             item["SizeRootFs"] = item["SizeRw"] + self.images.layers_size(
                 [i for i in images if i.id == record.image_id])
@@ -257,7 +337,18 @@ class Api:
         records = [r for r in records if self._matches(r, filters)]
         if limit > 0:
             records = records[:limit]
-        return Response.json([views.container_summary(r, r.config.image) for r in records])
+        return Response.json([views.container_summary(r, r.config.image, self._network_id(r))
+                              for r in records])
+
+    def _network_id(self, record: ContainerRecord) -> str:
+        """The id of the container's network ("" for none, host and container:NAME)."""
+        mode = record.host_config.network_mode
+        if self.containers.networks is None or mode in ("none", "host"):
+            return ""
+        try:
+            return self.containers.networks.get(mode)[0].id
+        except NoSuchNetwork:
+            return ""
 
     def _matches(self, record: Any, filters: dict[str, list[str]]) -> bool:
         for key, values in filters.items():
@@ -293,7 +384,7 @@ class Api:
         directory = str(self.containers.dir / record.id)
         return Response.json(views.container_inspect(
             record, str(self.containers.log_path(record)), lowerdirs, directory,
-            self.cgroup_parent))
+            self.cgroup_parent, self._network_id(record)))
 
     async def start(self, request: Request) -> Response:
         await self.containers.start(request.params["name"])
@@ -354,7 +445,26 @@ class Api:
         return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
 
     async def top(self, request: Request) -> Response:
+        ps_args = request.arg("ps_args")
+        if ps_args and ps_args != "-ef":
+            raise InvalidArgument(f"top: ps_args are not supported by pycontain (got "
+                                  f"{ps_args!r}): its columns are ps -ef's")
         return Response.json(self.containers.top(request.params["name"]))
+
+    async def stats(self, request: Request) -> Response:
+        """One sample (``stream=false``); a stream of samples is not served."""
+        if (request.arg("stream") or "true").lower() not in ("0", "false", "no"):
+            raise InvalidArgument("stats: only stream=false is supported by pycontain")
+        record, usage, networks = self.containers.usage(request.params["name"])
+        return Response.json(views.container_stats(record, usage, networks,
+                                                   hostinfo.host_cpu_memory()))
+
+    async def rename(self, request: Request) -> Response:
+        new_name = request.arg("name")
+        if not new_name:
+            raise InvalidArgument("rename: the new name is required (name=...)")
+        await self.containers.rename(request.params["name"], new_name)
+        return Response.empty()
 
     # ---------------------------------------------------------------- files (filesystem.py)
 
@@ -465,8 +575,20 @@ class Api:
         }
 
     async def list_networks(self, request: Request) -> Response:
-        registry = self._registry()
-        return Response.json([self._network_view(name) for name in registry.infos])
+        """Filters: name (substring), id (prefix), driver, type (builtin or custom)."""
+        filters = views.parse_filters(request.arg("filters"))
+        views_ = [self._network_view(name) for name in self._registry().infos]
+        tests: dict[str, Callable[[dict[str, Any], str], bool]] = {
+            "name": lambda n, v: v in n["Name"],
+            "id": lambda n, v: n["Id"].startswith(v),
+            "driver": lambda n, v: v == n["Driver"],
+            "type": lambda n, v: v == ("builtin" if n["Name"] == "bridge" else "custom"),
+        }
+        for key, values in filters.items():
+            if key not in tests:
+                raise InvalidArgument(f"invalid filter '{key}'")
+            views_ = [n for n in views_ if any(tests[key](n, v) for v in values)]
+        return Response.json(views_)
 
     async def inspect_network(self, request: Request) -> Response:
         return Response.json(self._network_view(request.params["name"]))
@@ -478,22 +600,95 @@ class Api:
         driver = body.get("Driver") or "bridge"
         if driver != "bridge":
             raise InvalidArgument(f"network driver {driver!r} is not supported: use bridge")
+        refuse_unsupported_network(body)
         configs = ((body.get("IPAM") or {}).get("Config") or [{}])
         subnet = configs[0].get("Subnet") if isinstance(configs[0], dict) else None
         info = await self._registry().create(body["Name"], subnet)
+        self.containers.events.emit_object("network", "create", info.id, name=info.name,
+                                           type="bridge")
         return Response.json({"Id": info.id, "Warning": ""}, 201)
+
+    async def _network_body(self, request: Request) -> str:
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
+            raise InvalidArgument("the body needs Container: the container's name or id")
+        refuse_unsupported_endpoint(body.get("EndpointConfig"))
+        return str(body["Container"])
+
+    async def connect_network(self, request: Request) -> Response:
+        container = await self._network_body(request)
+        await self.containers.connect_network(container, request.params["name"])
+        return Response(content_type="")
+
+    async def disconnect_network(self, request: Request) -> Response:
+        container = await self._network_body(request)
+        await self.containers.disconnect_network(container, request.params["name"])
+        return Response(content_type="")
+
+    async def prune_networks(self, request: Request) -> Response:
+        """User networks no container is on."""
+        if views.parse_filters(request.arg("filters")):
+            raise InvalidArgument("network prune: filters are not supported by pycontain")
+        registry = self._registry()
+        deleted = []
+        for name in list(registry.infos):
+            if name == "bridge" or self.containers.network_members(name):
+                continue
+            info, _ = registry.get(name)
+            await registry.remove(name, [])
+            self.containers.events.emit_object("network", "destroy", info.id, name=name,
+                                               type="bridge")
+            deleted.append(name)
+        return Response.json({"NetworksDeleted": deleted or None})
 
     async def remove_network(self, request: Request) -> Response:
         info, _ = self._registry().get(request.params["name"])
         attached = [r.id for r in self.containers.network_members(info.name)
                     if r.state.ip_address]
         await self._registry().remove(info.name, attached)
+        self.containers.events.emit_object("network", "destroy", info.id, name=info.name,
+                                           type="bridge")
         return Response.empty()
 
     # ---------------------------------------------------------------- images
 
     async def list_images(self, request: Request) -> Response:
         return Response.json([views.image_summary(i) for i in self.images.list()])
+
+    async def tag_image(self, request: Request) -> Response:
+        repo, tag = request.arg("repo"), request.arg("tag")
+        if not repo:
+            raise InvalidArgument("tag: repo is required")
+        image = self.images.get(request.params["name"])
+        name = self.images.tag(image.id, f"{repo}:{tag}" if tag else repo)
+        self.containers.events.emit_object("image", "tag", image.id, name=name)
+        return Response(status=201, content_type="")
+
+    async def image_history(self, request: Request) -> Response:
+        image = self.images.get(request.params["name"])
+        return Response.json(views.image_history(image, self.images.layer_sizes(image)))
+
+    async def save_image(self, request: Request) -> Response:
+        return await self._save([request.params["name"]])
+
+    async def save_images(self, request: Request) -> Response:
+        names = request.query.get("names") or []
+        if not names:
+            raise InvalidArgument("save: give at least one image (names=...)")
+        return await self._save(names)
+
+    async def _save(self, names: list[str]) -> Response:
+        """A docker-archive (``docker save``) of the images: written to a temporary file
+        first, so that a failure is an HTTP error rather than a cut stream."""
+        from pycontain.images.save import save_images
+
+        out = tempfile.TemporaryFile(dir=self.data_root / "tmp")  # noqa: SIM115 (streamed)
+        try:
+            save_images(self.images, names, out)
+        except BaseException:
+            out.close()
+            raise
+        return Response(content_type="application/x-tar", stream=_file_stream(out))
 
     async def inspect_image(self, request: Request) -> Response:
         return Response.json(views.image_inspect(self.images.get(request.params["name"])))
@@ -630,22 +825,3 @@ def _time_arg(value: str | None) -> int | None:
 def _label_matches(labels: dict[str, str], expr: str) -> bool:
     key, sep, value = expr.partition("=")
     return key in labels and (not sep or labels[key] == value)
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
-
-
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            return int(f.readline().split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return 0

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pycontain.cgroups.base import Usage
 from pycontain.cli.render import container_status_text
 from pycontain.containers.record import ContainerRecord, parse_bind
 from pycontain.containers.state import Status
+from pycontain.daemon.hostinfo import HostCpuMemory
 from pycontain.errors import InvalidArgument
 from pycontain.images import Image
 from pycontain.network.ports import port_bindings
-from pycontain.timefmt import parse_rfc3339_nano, rfc3339_nano
+from pycontain.timefmt import ZERO_TIME, parse_rfc3339_nano, rfc3339_nano
 
 
 def _seconds(ns: int) -> float:
@@ -45,7 +47,9 @@ def _published(record: ContainerRecord) -> list[tuple[str, int, int, str]]:
     return found
 
 
-def _network_settings(record: ContainerRecord) -> dict[str, Any]:
+def _network_settings(record: ContainerRecord, network_id: str) -> dict[str, Any]:
+    """Docker's NetworkSettings: the container's one network under its name (``bridge``,
+    a user network, ``none``, ``host``), or none at all for ``container:NAME``."""
     state = record.state
     address, _, prefix = state.ip_address.partition("/")
     ports: dict[str, list[dict[str, str]]] = {}
@@ -55,13 +59,24 @@ def _network_settings(record: ContainerRecord) -> dict[str, Any]:
     endpoint = {"IPAddress": address, "IPPrefixLen": int(prefix or 0),
                 "Gateway": state.gateway, "MacAddress": state.mac_address}
     mode = record.host_config.network_mode
-    networks = {mode if mode in ("bridge", "host", "none") else "container":
-                {**endpoint, "NetworkID": mode}}
-    return {**endpoint, "Ports": ports, "Networks": networks}
+    networks: dict[str, Any] = {}
+    if not mode.startswith("container:"):
+        networks[mode] = {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": network_id,
+            "EndpointID": record.id if address else "", **endpoint,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DriverOpts": None}
+    return {"Bridge": "", "SandboxID": record.id if address else "", "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SandboxKey": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": record.id if address else "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "",
+            **endpoint, "Ports": ports, "Networks": networks}
 
 
-def container_summary(record: ContainerRecord, image_name: str) -> dict[str, Any]:
-    """An item of GET /containers/json."""
+def container_summary(record: ContainerRecord, image_name: str,
+                      network_id: str = "") -> dict[str, Any]:
+    """An item of GET /containers/json; ``network_id``: the id of the container's network."""
     return {
         "Id": record.id,
         "Names": ["/" + record.name],
@@ -75,13 +90,14 @@ def container_summary(record: ContainerRecord, image_name: str) -> dict[str, Any
         "State": record.state.status.value,
         "Status": status_text(record),
         "HostConfig": {"NetworkMode": record.host_config.network_mode},
-        "NetworkSettings": {"Networks": _network_settings(record)["Networks"]},
+        "NetworkSettings": {"Networks": _network_settings(record, network_id)["Networks"]},
         "Mounts": _mounts(record),
     }
 
 
 def container_inspect(record: ContainerRecord, log_path: str, lowerdirs: list[str],
-                      container_dir: str, cgroup_parent: str) -> dict[str, Any]:
+                      container_dir: str, cgroup_parent: str,
+                      network_id: str = "") -> dict[str, Any]:
     """GET /containers/{id}/json.  State.Pid is the host pid; Namespaces is pycontain's own."""
     state, config, host = record.state, record.config, record.host_config
     running = state.status in (Status.RUNNING, Status.PAUSED)
@@ -163,7 +179,7 @@ def container_inspect(record: ContainerRecord, log_path: str, lowerdirs: list[st
             "Entrypoint": list(config.entrypoint) if config.entrypoint is not None else None,
             "Labels": config.labels,
         },
-        "NetworkSettings": _network_settings(record),
+        "NetworkSettings": _network_settings(record, network_id),
         "Namespaces": record.namespaces if running else {},
     }
 
@@ -217,6 +233,32 @@ def image_inspect(image: Image) -> dict[str, Any]:
     }
 
 
+def image_history(image: Image, layer_sizes: list[int]) -> list[dict[str, Any]]:
+    """GET /images/{name}/history: the config's history, newest first; an entry that made
+    a layer has that layer's size; only the newest names the image (older ones are
+    ``<missing>``, as for any image that was not built here)."""
+    entries = [e for e in image.raw_config.get("history") or [] if isinstance(e, dict)]
+    if not entries:
+        entries = [{"created": image.created, "created_by": ""}
+                   for _ in image.diff_ids or [""]]
+    sizes = iter(layer_sizes)
+    rows = []
+    for entry in entries:
+        empty = bool(entry.get("empty_layer"))
+        created = str(entry.get("created") or "")
+        try:
+            seconds = parse_rfc3339_nano(_utc_z(created)) // 1_000_000_000
+        except ValueError:
+            seconds = 0
+        rows.append({"Id": "<missing>", "Created": seconds,
+                     "CreatedBy": str(entry.get("created_by") or ""), "Tags": None,
+                     "Size": 0 if empty else next(sizes, 0),
+                     "Comment": str(entry.get("comment") or "")})
+    rows.reverse()
+    rows[0].update({"Id": image.id, "Tags": list(image.repo_tags) or None})
+    return rows
+
+
 def parse_filters(raw: str | None) -> dict[str, list[str]]:
     """Docker's ``filters`` query: {"status": ["exited"]}, or the old {"status": {"exited": 1}}."""
     if not raw:
@@ -238,3 +280,46 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
         else:
             raise InvalidArgument(f"invalid filter value for {key!r}")
     return result
+
+
+def container_stats(record: ContainerRecord, usage: Usage | None,
+                    networks: dict[str, dict[str, int]], host: HostCpuMemory) -> dict[str, Any]:
+    """GET /containers/{id}/stats?stream=false: one sample (``precpu_stats`` empty, as
+    with one-shot).  A container that does not run gets zeros, as in Docker."""
+    throttling = {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+    blkio: dict[str, None] = dict.fromkeys((
+        "io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
+        "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
+        "io_time_recursive", "sectors_recursive"))
+    stats: dict[str, Any] = {
+        "read": ZERO_TIME, "preread": ZERO_TIME,
+        "name": "/" + record.name, "id": record.id,
+        "num_procs": 0, "storage_stats": {}, "blkio_stats": blkio,
+        "pids_stats": {},
+        "cpu_stats": {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0,
+                                    "usage_in_usermode": 0}, "throttling_data": throttling},
+        "precpu_stats": {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0,
+                                       "usage_in_usermode": 0}, "throttling_data": throttling},
+        "memory_stats": {},
+    }
+    if usage is None:
+        return stats
+    stats["read"] = rfc3339_nano(time.time_ns())
+    stats["pids_stats"] = {"current": usage.pids_current,
+                           **({"limit": usage.pids_limit} if usage.pids_limit else {})}
+    stats["cpu_stats"] = {
+        "cpu_usage": {"total_usage": usage.cpu_total_ns,
+                      "usage_in_kernelmode": usage.cpu_system_ns,
+                      "usage_in_usermode": usage.cpu_user_ns},
+        "system_cpu_usage": host.system_cpu_ns,
+        "online_cpus": host.online_cpus,
+        "throttling_data": throttling,
+    }
+    stats["memory_stats"] = {
+        "usage": usage.memory_usage,
+        "max_usage": usage.memory_max_usage,
+        "stats": usage.memory_stat or {},
+        "limit": usage.memory_limit or host.memory_total,
+    }
+    stats["networks"] = networks
+    return stats

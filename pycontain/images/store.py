@@ -329,6 +329,30 @@ class ImageStore:
                 if _HEX64.fullmatch(entry) and entry not in used:
                     self._discard(self._layers / entry)
 
+    def tag(self, name_or_id: str, reference: str) -> str:
+        """Point the tag ``reference`` (``latest`` when it has none) at the image
+        ``name_or_id`` names; return the tag in its familiar form.
+
+        Raises ``NoSuchImage``, and ``InvalidArgument`` for a bad or digest reference.
+        """
+        tag = _tag_of(parse_reference(reference))
+        with self._lock:
+            image_id, _ = self._resolve(name_or_id)
+            self._set_tags({tag: image_id})
+        return tag
+
+    def config_bytes(self, image: Image) -> bytes:
+        """The image's config blob as stored (its sha256 is the image id)."""
+        path = self._blobs / image.id.removeprefix("sha256:")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise PycontainError(f"image {image.id}: read config: {exc}") from exc
+
+    def layer_sizes(self, image: Image) -> builtins.list[int]:
+        """The size of each of the image's layers, bottom-most first."""
+        return [self._layer_size(d) for d in image.diff_ids]
+
     def layers_size(self, images: builtins.list[Image]) -> int:
         """Bytes of the distinct layers of ``images``: a layer they share counts once."""
         return sum(self._layer_size(d) for d in {d for i in images for d in i.diff_ids})

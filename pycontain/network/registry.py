@@ -11,6 +11,7 @@ a daemon's networks share its nftables table.  User networks are remembered in
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -54,6 +55,11 @@ def host_routes() -> list[IPv4Network]:
     return found
 
 
+def _default_network_id(bridge: str) -> str:
+    """A stable id for the default network (the same across daemon restarts)."""
+    return hashlib.sha256(f"pycontain network bridge {bridge}".encode()).hexdigest()
+
+
 class NetworkRegistry:
     """Raises NoSuchNetwork, Conflict (name taken, network in use, overlapping subnet),
     InvalidArgument (bad name or subnet) and what BridgeNetwork raises."""
@@ -66,7 +72,8 @@ class NetworkRegistry:
         self.networks: dict[str, BridgeNetwork] = {
             DEFAULT_NETWORK: BridgeNetwork(state_dir, default)}
         self.infos: dict[str, NetworkInfo] = {DEFAULT_NETWORK: NetworkInfo(
-            DEFAULT_NETWORK, "0" * 64, default.bridge, default.subnet, 0.0)}
+            DEFAULT_NETWORK, _default_network_id(default.bridge), default.bridge,
+            default.subnet, 0.0)}
         for info in self._load():
             self._open(info)
 

@@ -15,7 +15,7 @@ import pytest
 
 from pycontain.cli.events import parse_time
 from pycontain.containers import filesystem, logs
-from pycontain.containers.commit import _whiteout_entries
+from pycontain.containers.commit import whiteout_entries
 from pycontain.containers.record import rotation_limits
 from pycontain.errors import InvalidArgument, NotFound
 from tests.conftest import needs_root
@@ -139,7 +139,7 @@ def test_changes_and_commit_whiteouts(tmp_path: Path) -> None:
     try:
         with tarfile.open(fileobj=out, mode="w") as tar:
             for name in ("etc", "new"):
-                filesystem.write_tree(tar, fd, name, name, _whiteout_entries)
+                filesystem.write_tree(tar, fd, name, name, whiteout_entries)
     finally:
         os.close(fd)
     assert _names(out.getvalue()) == ["etc", "etc/.wh.gone", "etc/kept", "new",
