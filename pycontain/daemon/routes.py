@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pycontain import __version__
 from pycontain.containers import filesystem
+from pycontain.containers.attach import AttachOptions, relay
 from pycontain.containers.exec import ExecService, parse_exec_body
 from pycontain.containers.manager import ContainerManager
 from pycontain.containers.record import parse_create_body
@@ -26,6 +27,7 @@ from pycontain.daemon import views
 from pycontain.daemon.http import Request, Response, Router
 from pycontain.errors import ImageInUse, InvalidArgument, NoSuchImage, PycontainError
 from pycontain.images import ImageStore, is_image_id
+from pycontain.runtime.attach import parse_detach_keys
 from pycontain.timefmt import rfc3339_nano
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
 MAX_UPLOAD = 64 * 1024 * 1024 * 1024
 _NAME_RE = r"(?P<name>[^/]+)"
+_MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+_RAW = "application/vnd.docker.raw-stream"
 
 
 class Api:
@@ -73,6 +77,7 @@ class Api:
         r.add("POST", f"{c}/wait", self.wait)
         r.add("GET", f"{c}/logs", self.logs)
         r.add("POST", f"{c}/attach", self.attach)
+        r.add("POST", f"{c}/resize", self.resize)
         r.add("GET", f"{c}/top", self.top)
         r.add("POST", f"{c}/exec", self.create_exec)
         r.add("POST", f"/exec/{_NAME_RE}/start", self.start_exec)
@@ -344,14 +349,52 @@ class Api:
         return Response(content_type="application/vnd.docker.raw-stream", stream=stream)
 
     async def attach(self, request: Request) -> Response:
-        """Docker's attach, without the connection hijack: the output as a multiplexed stream."""
-        if request.flag("stdin"):
-            raise InvalidArgument("attaching stdin is not supported yet")
+        """Docker's attach.  Hijacked (``Upgrade: tcp``): the raw connection, with stdin
+        and a terminal's raw output for a container that has them (attach.py), else the
+        multiplexed output; not hijacked: the output as a multiplexed stream body."""
+        name = request.params["name"]
         if not request.flag("stream"):
             raise InvalidArgument("attach needs stream=1")
-        stream = self.containers.attach(request.params["name"], request.flag("stdout"),
-                                        request.flag("stderr"))
-        return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
+        stdout, stderr = request.flag("stdout"), request.flag("stderr")
+        if not request.wants_upgrade:
+            if request.flag("stdin"):
+                raise InvalidArgument("attaching stdin needs an upgraded connection "
+                                      "(Connection: Upgrade, Upgrade: tcp)")
+            stream = self.containers.attach(name, stdout, stderr)
+            return Response(content_type=_MULTIPLEXED, stream=stream)
+        record = self.containers.resolve(name)
+        config = record.config
+        if not (config.tty or config.open_stdin):
+            output = self.containers.attach(name, stdout, stderr)
+
+            async def copy_output(_: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                  __: bytes) -> None:
+                async for chunk in output:
+                    writer.write(chunk)
+                    await writer.drain()
+
+            return Response.hijacked(copy_output, _MULTIPLEXED)
+        options = AttachOptions(
+            stdin=request.flag("stdin") and config.open_stdin, stdout=stdout, stderr=stderr,
+            tty=config.tty, stdin_once=config.stdin_once,
+            detach_keys=parse_detach_keys(request.arg("detachKeys") or ""))
+        pending = self.containers.open_attach(name)
+
+        async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          leftover: bytes) -> None:
+            try:
+                shim = await pending
+            finally:
+                pending.cancel()
+            if shim is not None:
+                await relay(shim, (reader, writer), leftover, options)
+
+        return Response.hijacked(session, _RAW if config.tty else _MULTIPLEXED)
+
+    async def resize(self, request: Request) -> Response:
+        rows, cols = request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0
+        await self.containers.resize(request.params["name"], rows, cols)
+        return Response.empty(200)
 
     async def top(self, request: Request) -> Response:
         return Response.json(self.containers.top(request.params["name"]))
