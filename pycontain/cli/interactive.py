@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from pycontain.cli.stream import STDERR, SYSTEM_ERROR, demultiplex
-from pycontain.client import Hijacked
+from pycontain.client import Client, Hijacked
 from pycontain.errors import PycontainError
 from pycontain.runtime.attach import DetachKeys
 
-__all__ = ["Session", "raw_terminal", "terminal_size"]
+__all__ = ["Session", "raw_terminal", "resizer", "terminal_size"]
 
 
 def terminal_size() -> tuple[int, int]:
@@ -38,6 +38,17 @@ def terminal_size() -> tuple[int, int]:
             columns, rows = os.get_terminal_size(stream.fileno())
             return rows, columns
     return 0, 0
+
+
+def resizer(client: Client, path: str) -> Callable[[], None]:
+    """A function that sends our window size to ``<path>/resize`` (a container or an exec)."""
+    def resize() -> None:
+        rows, cols = terminal_size()
+        if rows and cols:
+            with contextlib.suppress(PycontainError):  # the program has just ended
+                client.request("POST", f"{path}/resize", query={"h": rows, "w": cols})
+
+    return resize
 
 
 @contextlib.contextmanager
@@ -85,10 +96,11 @@ class Session:
         try:
             if self.send_stdin:
                 self._copy_input()
-            if self.detached:
-                self.connection.shutdown()
-            reader.join()
-        finally:
+            if not self.detached:
+                reader.join()
+        finally:  # detached, or interrupted (SIGTERM): end the reader's read first
+            self.connection.shutdown()
+            reader.join(timeout=5)
             self.connection.close()
             os.close(self._done_r)
         if self.error is not None:

@@ -9,7 +9,6 @@ API calls, in Docker's order:
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
@@ -306,7 +305,7 @@ def attach_session(ctx: Context, container_id: str, condition: str, start: bool,
     import sys
     from contextlib import nullcontext
 
-    from pycontain.cli.interactive import Session, raw_terminal, terminal_size
+    from pycontain.cli.interactive import Session, raw_terminal, resizer
     from pycontain.runtime.attach import parse_detach_keys
 
     keys = parse_detach_keys(detach_keys)
@@ -319,13 +318,7 @@ def attach_session(ctx: Context, container_id: str, condition: str, start: bool,
         result = waiting.finish()
         if start and (failure := _start_or_exit_code(ctx, container_id)) is not None:
             return failure
-
-        def resize() -> None:
-            rows, cols = terminal_size()
-            if rows and cols:
-                with contextlib.suppress(PycontainError):
-                    ctx.client.request("POST", f"{path}/resize", query={"h": rows, "w": cols})
-
+        resize = resizer(ctx.client, path)
         session = Session(connection, tty, stdin, keys, *ctx.binary_streams())
         raw = tty and stdin and sys.stdin.isatty()
         with raw_terminal(resize) if raw else nullcontext():

@@ -9,7 +9,8 @@ joined to one client:
     client <--raw bytes (terminal) or multiplexed frames-- shim <-- the program's output
 
 The session ends when the program exits (the shim closes the connection), when the
-client types the detach keys (the container goes on), or when the client goes away.
+client types the detach keys on a terminal (the container goes on; without a terminal
+the input is passed on untouched, as Docker does), or when the client goes away.
 The client's end of input (a half-closed connection) closes the program's stdin when
 the container was created with ``StdinOnce``, as Docker's CLI asks for ``run -i``.
 """
@@ -53,10 +54,11 @@ async def relay(shim: ShimConnection, client: ShimConnection,
 
     async def to_program() -> None:
         nonlocal detached
-        keys = DetachKeys(options.detach_keys)
+        keys = DetachKeys(options.detach_keys) if options.tty else None  # as Docker's
         data = leftover or await client_reader.read(65536)
         while data:
-            data, detached = keys.feed(data)
+            if keys is not None:
+                data, detached = keys.feed(data)
             if data:
                 shim_writer.write(attach.encode(attach.STDIN, data))
                 await shim_writer.drain()

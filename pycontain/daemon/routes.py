@@ -82,6 +82,7 @@ class Api:
         r.add("POST", f"{c}/exec", self.create_exec)
         r.add("POST", f"/exec/{_NAME_RE}/start", self.start_exec)
         r.add("GET", f"/exec/{_NAME_RE}/json", self.inspect_exec)
+        r.add("POST", f"/exec/{_NAME_RE}/resize", self.resize_exec)
         r.add("GET", f"{c}/archive", self.get_archive)
         r.add("HEAD", f"{c}/archive", self.stat_archive)
         r.add("PUT", f"{c}/archive", self.put_archive)
@@ -469,13 +470,22 @@ class Api:
         return Response.json({"Id": instance.id}, 201)
 
     async def start_exec(self, request: Request) -> Response:
-        """Without the connection hijack: the output as a multiplexed stream until the end."""
+        """Hijacked (``Upgrade: tcp``): the raw connection joined to the process (stdin,
+        a terminal); else its output as a multiplexed stream body, until the end."""
         body = await request.json() or {}
         detach = isinstance(body, dict) and bool(body.get("Detach"))
-        stream = await self.execs.start(request.params["name"], detach)
-        if stream is None:
+        instance = await self.execs.start(request.params["name"], detach)
+        if detach:
             return Response.empty(200)
-        return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
+        if request.wants_upgrade:
+            return Response.hijacked(instance.session,
+                                     _RAW if instance.config.tty else _MULTIPLEXED)
+        return Response(content_type=_MULTIPLEXED, stream=instance.frames())
+
+    async def resize_exec(self, request: Request) -> Response:
+        rows, cols = request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0
+        self.execs.get(request.params["name"]).resize(rows, cols)
+        return Response.empty(200)
 
     async def inspect_exec(self, request: Request) -> Response:
         return Response.json(self.execs.get(request.params["name"]).inspect())

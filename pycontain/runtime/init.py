@@ -179,7 +179,7 @@ def close_inherited_fds(keep: int) -> None:
 def reset_signals() -> None:
     """Default dispositions and an empty mask: ignored signals would survive execve.
 
-    (Python ignores SIGPIPE and SIGXFSZ; the shim ignores SIGHUP.)
+    (Python ignores SIGPIPE and SIGXFSZ; the shims ignore SIGHUP and SIGPIPE.)
     """
     for number in range(1, signal.NSIG):
         if number in (signal.SIGKILL, signal.SIGSTOP):

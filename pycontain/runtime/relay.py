@@ -1,5 +1,5 @@
-"""The shim's I/O loop: the container's output into the log and to attached clients,
-and the clients' input to the container.
+"""The shims' I/O loop: a program's output into the log and to attached clients, and
+the clients' input to the program (the container's shim, and the exec-shim).
 
 One ``poll`` over: the output (a terminal's master, or the stdout and stderr pipes),
 the attach socket's listener and its clients (runtime/attach.py), and, while input is
@@ -19,15 +19,16 @@ import socket
 
 from pycontain.containers.logs import LogWriter
 from pycontain.runtime import attach
-from pycontain.runtime.console import set_size
+from pycontain.runtime.console import receive_master, set_size
 
 CLIENT_SEND_TIMEOUT = 30.0
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class Relay:
-    def __init__(self, log: LogWriter, outputs: dict[int, str], stdin: int | None = None,
-                 terminal: int | None = None, listener: socket.socket | None = None) -> None:
+    def __init__(self, log: LogWriter | None, outputs: dict[int, str], stdin: int | None = None,
+                 terminal: int | None = None, listener: socket.socket | None = None,
+                 clients: tuple[socket.socket, ...] = ()) -> None:
         self.log = log
         self.outputs = dict(outputs)        # fd -> "stdout" | "stderr"
         self.stdin = stdin                  # where input goes; None: no input
@@ -45,6 +46,8 @@ class Relay:
         if listener is not None:
             listener.setblocking(False)
             self._watch(listener.fileno())
+        for sock in clients:
+            self._add_client(sock)
 
     def _watch(self, fd: int) -> None:
         mask = _READABLE if fd in self.outputs or fd in self.clients else 0
@@ -76,9 +79,12 @@ class Relay:
                 return
             except OSError:
                 return
-            sock.settimeout(CLIENT_SEND_TIMEOUT)
-            self.clients[sock.fileno()] = (sock, attach.FrameReader())
-            self._watch(sock.fileno())
+            self._add_client(sock)
+
+    def _add_client(self, sock: socket.socket) -> None:
+        sock.settimeout(CLIENT_SEND_TIMEOUT)
+        self.clients[sock.fileno()] = (sock, attach.FrameReader())
+        self._watch(sock.fileno())
 
     def run(self) -> None:
         self.accept_waiting()
@@ -110,7 +116,8 @@ class Relay:
                 raise
             data = b""
         if not data:
-            self.log.flush(stream)
+            if self.log is not None:
+                self.log.flush(stream)
             del self.outputs[fd]
             if fd == self.stdin:
                 self.stdin = None
@@ -118,7 +125,8 @@ class Relay:
             self._watch(fd)
             os.close(fd)
             return
-        self.log.feed(stream, data)
+        if self.log is not None:
+            self.log.feed(stream, data)
         frame = attach.encode(attach.STDERR if stream == "stderr" else attach.STDOUT, data)
         for client_fd, (sock, _) in list(self.clients.items()):
             try:
@@ -169,3 +177,58 @@ class Relay:
         sock, _ = self.clients.pop(fd)
         self._watch(fd)
         sock.close()
+
+
+class Stdio:
+    """A program's stdin, stdout and stderr as its shim sets them up before the fork.
+
+    With a terminal: a socket pair on which the program's process sends the master
+    (console.py).  Without: pipes for stdout and stderr, and one for stdin when it is
+    open (else the process keeps the shim's /dev/null).
+    """
+
+    def __init__(self, tty: bool, open_stdin: bool) -> None:
+        self.console: tuple[socket.socket, socket.socket] | None = None
+        self.pipes: dict[str, tuple[int, int]] = {}
+        if tty:
+            self.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            return
+        self.pipes = {"stdout": os.pipe(), "stderr": os.pipe()}
+        if open_stdin:
+            self.pipes["stdin"] = os.pipe()
+
+    def child_side(self) -> None:
+        """In the forked process: fds 0, 1, 2 (the console socket on 0 until the
+        process replaces it with the terminal)."""
+        if self.console is not None:
+            os.dup2(self.console[1].fileno(), 0)
+            for sock in self.console:
+                sock.close()
+            return
+        for name, (r, w) in self.pipes.items():
+            os.dup2(r if name == "stdin" else w, {"stdin": 0, "stdout": 1, "stderr": 2}[name])
+            os.close(r)
+            os.close(w)
+
+    def parent_side(self) -> None:
+        """In the shim after the fork: close what the process now holds."""
+        if self.console is not None:
+            self.console[1].close()
+        for name, (r, w) in self.pipes.items():
+            os.close(w if name != "stdin" else r)
+
+    def relay_ends(self) -> tuple[dict[int, str], int | None, int | None]:
+        """After the process's execve: (outputs, stdin, terminal) for the Relay."""
+        if self.console is not None:
+            master = receive_master(self.console[0])
+            self.console[0].close()
+            return {master: "stdout"}, master, master
+        outputs = {self.pipes[name][0]: name for name in ("stdout", "stderr")}
+        stdin = self.pipes["stdin"][1] if "stdin" in self.pipes else None
+        return outputs, stdin, None
+
+    def close(self) -> None:
+        if self.console is not None:
+            self.console[0].close()
+        for name, (r, w) in self.pipes.items():
+            os.close(r if name != "stdin" else w)

@@ -46,9 +46,8 @@ from pycontain.containers.logs import LogWriter
 from pycontain.fsutil import atomic_write_json
 from pycontain.runtime import attach
 from pycontain.runtime import syscalls as sc
-from pycontain.runtime.console import receive_master
 from pycontain.runtime.init import run_container_init
-from pycontain.runtime.relay import Relay
+from pycontain.runtime.relay import Relay, Stdio
 from pycontain.runtime.spec import ContainerSpec
 
 EXIT_FILE = "exit.json"
@@ -84,11 +83,13 @@ def send_event(control: socket.socket, message: dict[str, Any]) -> None:
 
 
 def become_shim() -> None:
-    """A session of its own, default signals (SIGHUP ignored), /dev/null on 0, 1 and 2."""
+    """A session of its own, default signals but SIGHUP and SIGPIPE (ignored: an attached
+    client that has gone is dropped on EPIPE, see relay.py), /dev/null on 0, 1 and 2."""
     os.setsid()
-    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for sig in (signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -106,61 +107,6 @@ def read_init_report(status_r: int) -> tuple[str, int] | None:
         return str(report["message"]), int(report["exit_code"])
     except (ValueError, KeyError, TypeError):
         return failure.decode(errors="replace"), 125
-
-
-class _Stdio:
-    """The container's stdin, stdout and stderr as the shim sets them up before the fork.
-
-    With a terminal: a socket pair on which the init sends the master (console.py).
-    Without: pipes for stdout and stderr, and one for stdin when it is open (else the
-    init keeps the shim's /dev/null).
-    """
-
-    def __init__(self, spec: ContainerSpec) -> None:
-        self.console: tuple[socket.socket, socket.socket] | None = None
-        self.pipes: dict[str, tuple[int, int]] = {}
-        if spec.tty:
-            self.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            return
-        self.pipes = {"stdout": os.pipe(), "stderr": os.pipe()}
-        if spec.open_stdin:
-            self.pipes["stdin"] = os.pipe()
-
-    def child_side(self) -> None:
-        """In the forked init: fds 0, 1, 2 (the console socket on 0 until the init
-        replaces it with the terminal)."""
-        if self.console is not None:
-            os.dup2(self.console[1].fileno(), 0)
-            for sock in self.console:
-                sock.close()
-            return
-        for name, (r, w) in self.pipes.items():
-            os.dup2(r if name == "stdin" else w, {"stdin": 0, "stdout": 1, "stderr": 2}[name])
-            os.close(r)
-            os.close(w)
-
-    def parent_side(self) -> None:
-        """In the shim after the fork: close what the init now holds."""
-        if self.console is not None:
-            self.console[1].close()
-        for name, (r, w) in self.pipes.items():
-            os.close(w if name != "stdin" else r)
-
-    def relay_ends(self) -> tuple[dict[int, str], int | None, int | None]:
-        """After the init's execve: (outputs, stdin, terminal) for the Relay."""
-        if self.console is not None:
-            master = receive_master(self.console[0])
-            self.console[0].close()
-            return {master: "stdout"}, master, master
-        outputs = {self.pipes[name][0]: name for name in ("stdout", "stderr")}
-        stdin = self.pipes["stdin"][1] if "stdin" in self.pipes else None
-        return outputs, stdin, None
-
-    def close(self) -> None:
-        if self.console is not None:
-            self.console[0].close()
-        for name, (r, w) in self.pipes.items():
-            os.close(r if name != "stdin" else w)
 
 
 def listen_for_attach(spec: ContainerSpec) -> socket.socket | None:
@@ -183,7 +129,7 @@ def _shim(spec: ContainerSpec, control: socket.socket) -> None:
     state_dir = Path(spec.state_dir)
     (state_dir / EXIT_FILE).unlink(missing_ok=True)
     log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    stdio = _Stdio(spec)
+    stdio = Stdio(spec.tty, spec.open_stdin)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
 
     sc.unshare(sc.CLONE_NEWPID)
