@@ -36,6 +36,19 @@ def finish(child: pexpect.spawn) -> int:
     return int(child.exitstatus)
 
 
+def resize(child: pexpect.spawn, old: tuple[int, int], new: tuple[int, int]) -> None:
+    """Resize our terminal (SIGWINCH for the CLI, which sends the size on) and wait
+    until ``stty size`` in the shell on the other side shows it."""
+    child.setwinsize(*new)
+    deadline = time.monotonic() + 5
+    while True:
+        child.sendline("stty size")
+        if child.expect([f"{new[0]} {new[1]}", f"{old[0]} {old[1]}"]) == 0:
+            return
+        assert time.monotonic() < deadline, "the new size did not reach the shell"
+        time.sleep(0.1)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{os.urandom(3).hex()}"
 
@@ -58,14 +71,7 @@ def test_run_it_is_a_shell_on_a_terminal(daemon: Daemon) -> None:
     child.expect("30 100")
     child.expect("42")
     child.expect(PROMPT)
-    child.setwinsize(41, 123)  # SIGWINCH for the CLI, which sends the new size on
-    deadline = time.monotonic() + 5
-    while True:
-        child.sendline("stty size")
-        if child.expect(["41 123", "30 100"]) == 0:
-            break
-        assert time.monotonic() < deadline, "the resize did not reach the container"
-        time.sleep(0.1)
+    resize(child, (30, 100), (41, 123))
     child.expect(PROMPT)
     # line editing is the container's terminal's: a backspace erases the typo
     child.send("echo helloX\x7f\r")
@@ -221,14 +227,7 @@ def test_exec_it(daemon: Daemon, box: str) -> None:
     child.expect("/dev/pts/")
     child.expect("25 85")
     child.expect("sleep 1000")
-    child.setwinsize(33, 99)
-    deadline = time.monotonic() + 5
-    while True:
-        child.sendline("stty size")
-        if child.expect(["33 99", "25 85"]) == 0:
-            break
-        assert time.monotonic() < deadline, "the resize did not reach the exec'd shell"
-        time.sleep(0.1)
+    resize(child, (25, 85), (33, 99))
     child.sendline("sleep 100")
     time.sleep(0.3)
     child.sendcontrol("c")
