@@ -5,6 +5,7 @@ Standard library only, so that ``pycontain run`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -80,6 +81,45 @@ class Response:
                 yield line
         finally:
             self._conn.close()
+
+
+class Hijacked:
+    """A connection the daemon answered with "101 UPGRADED" (Docker's hijack): raw bytes
+    both ways from now on."""
+
+    def __init__(self, response: Response) -> None:
+        self._conn = response._conn
+        self._reader = response.raw.fp  # may already hold the first bytes
+        sock = self._conn.sock
+        assert sock is not None
+        self.sock: socket.socket = sock
+        sock.settimeout(None)
+
+    def read(self) -> bytes:
+        """The next bytes from the daemon; b"" once it has closed the connection."""
+        try:
+            return self._reader.read1(65536)
+        except (OSError, ValueError):
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_input(self) -> None:
+        """No more input (the daemon sees the end of the client's stdin)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def shutdown(self) -> None:
+        """End the session now: a blocked ``read`` returns b""."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.close()
+        with contextlib.suppress(OSError, ValueError):
+            self._reader.close()
 
 
 class PendingResponse:
@@ -178,6 +218,17 @@ class Client:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
+
+    def hijack(self, path: str, query: dict[str, Any] | None = None,
+               body: Any = None) -> Hijacked:
+        """POST with ``Upgrade: tcp``; the raw connection once the daemon has switched."""
+        response = self.request("POST", path, query, body,
+                                headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+        if response.status != 101:
+            response.read()
+            raise PycontainError(f"the daemon did not upgrade the connection for {path} "
+                                 f"(status {response.status})")
+        return Hijacked(response)
 
 
 def _query_value(value: Any) -> str:

@@ -31,6 +31,8 @@ VERB_MODULES: dict[str, tuple[str, str]] = {
     "run": ("run", "Create and run a new container from an image"),
     "create": ("run", "Create a new container"),
     "start": ("run", "Start one or more stopped containers"),
+    "attach": ("run", "Attach local standard input, output, and error streams to a running "
+                      "container"),
     "stop": ("lifecycle", "Stop one or more running containers"),
     "restart": ("lifecycle", "Restart one or more containers"),
     "kill": ("lifecycle", "Kill one or more running containers"),

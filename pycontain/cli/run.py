@@ -44,7 +44,11 @@ def restart_policy(text: str) -> dict[str, Any]:
         raise InvalidArgument(f"maximum retry count must be an integer: {count}")
     return {"Name": name, "MaximumRetryCount": int(count) if sep else 0}
 
+_DETACH_KEYS = Flag("detach-keys", kind=VALUE,
+                    help="Override the key sequence for detaching a container")
 _CONTAINER_FLAGS = (
+    Flag("interactive", "i", help="Keep STDIN open even if not attached"),
+    Flag("tty", "t", help="Allocate a pseudo-TTY"),
     Flag("rm", help="Automatically remove the container when it exits"),
     Flag("name", kind=VALUE, help="Assign a name to the container"),
     Flag("env", "e", LIST, "Set environment variables", metavar="list"),
@@ -86,7 +90,7 @@ _CONTAINER_FLAGS = (
 RUN = Command(
     "run", "IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
     (Flag("detach", "d", help="Run container in background and print container ID"),
-     *_CONTAINER_FLAGS),
+     _DETACH_KEYS, *_CONTAINER_FLAGS),
     min_args=1, interspersed=False,
 )
 CREATE = Command(
@@ -95,8 +99,15 @@ CREATE = Command(
 )
 START = Command(
     "start", "CONTAINER [CONTAINER...]", "Start one or more stopped containers",
-    (Flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),),
+    (Flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),
+     Flag("interactive", "i", help="Attach container's STDIN"), _DETACH_KEYS),
     min_args=1,
+)
+ATTACH = Command(
+    "attach", "CONTAINER", "Attach local standard input, output, and error streams to a "
+    "running container",
+    (Flag("no-stdin", help="Do not attach STDIN"), _DETACH_KEYS),
+    min_args=1, max_args=1,
 )
 
 
@@ -129,14 +140,16 @@ def container_body(opts: Options, attach: bool) -> dict[str, Any]:
     """
     env = [e for path in opts.texts("env-file") for e in _env_file(path)]
     env += [e for entry in opts.texts("env") for e in env_entry(entry)]
+    interactive, tty = opts.flag("interactive"), opts.flag("tty")
     body: dict[str, Any] = {
         "Image": opts.args[0],
         "Env": env,
-        "AttachStdin": False,
+        "AttachStdin": interactive and attach,
         "AttachStdout": attach,
         "AttachStderr": attach,
-        "Tty": False,
-        "OpenStdin": False,
+        "Tty": tty,
+        "OpenStdin": interactive,
+        "StdinOnce": interactive and attach,
     }
     if len(opts.args) > 1:
         body["Cmd"] = opts.args[1:]
@@ -147,6 +160,10 @@ def container_body(opts: Options, attach: bool) -> dict[str, Any]:
         if opts.given(flag):
             body[key] = opts.text(flag)
     host: dict[str, Any] = {"AutoRemove": opts.flag("rm"), "Binds": opts.texts("volume")}
+    if tty:
+        from pycontain.cli.interactive import terminal_size
+
+        host["ConsoleSize"] = list(terminal_size())
     for flag, key in (("memory", "Memory"), ("memory-swap", "MemorySwap"),
                       ("cpus", "NanoCpus"), ("cpu-shares", "CpuShares"),
                       ("pids-limit", "PidsLimit"), ("restart", "RestartPolicy")):
@@ -281,6 +298,52 @@ def attach_and_wait(ctx: Context, container_id: str, condition: str, start: bool
     return int(reply.get("StatusCode", 0))
 
 
+def attach_session(ctx: Context, container_id: str, condition: str, start: bool,
+                   tty: bool, stdin: bool, detach_keys: str) -> int:
+    """``attach_and_wait`` over a hijacked connection, with our stdin and terminal
+    (cli/interactive.py); returns the container's exit code, or 0 once detached."""
+    import sys
+    from contextlib import nullcontext
+
+    from pycontain.cli.interactive import Session, raw_terminal, resizer
+    from pycontain.runtime.attach import parse_detach_keys
+
+    keys = parse_detach_keys(detach_keys)
+    path = f"/containers/{quote_path(container_id)}"
+    connection = ctx.client.hijack(f"{path}/attach", query={
+        "stream": True, "stdin": stdin, "stdout": True, "stderr": True,
+        "detachKeys": detach_keys or None})
+    waiting = ctx.client.begin("POST", f"{path}/wait", query={"condition": condition})
+    try:
+        result = waiting.finish()
+        if start and (failure := _start_or_exit_code(ctx, container_id)) is not None:
+            return failure
+        resize = resizer(ctx.client, path)
+        session = Session(connection, tty, stdin, keys, *ctx.binary_streams())
+        raw = tty and stdin and sys.stdin.isatty()
+        with raw_terminal(resize) if raw else nullcontext():
+            if tty:
+                resize()
+            session.run()
+        if session.detached:
+            return 0
+        reply = result.json() or {}
+    finally:
+        connection.close()
+        waiting.close()
+    return int(reply.get("StatusCode", 0))
+
+
+def _check_terminal(ctx: Context, opts: Options) -> bool:
+    """Docker refuses -it when our stdin is not a terminal."""
+    import sys
+
+    if opts.flag("tty") and opts.flag("interactive") and not sys.stdin.isatty():
+        ctx.error("the input device is not a TTY")
+        return False
+    return True
+
+
 def cmd_create(ctx: Context, opts: Options) -> int:
     container_id = _create(ctx, opts, attach=True)
     if container_id is None:
@@ -296,11 +359,16 @@ def cmd_run(ctx: Context, opts: Options) -> int:
     attached CLI waits for that removal, as Docker's does.
     """
     detach = opts.flag("detach")
+    if not detach and not _check_terminal(ctx, opts):
+        return 1
     container_id = _create(ctx, opts, attach=not detach)
     if container_id is None:
         return 125
     if not detach:
         condition = "removed" if opts.flag("rm") else "next-exit"
+        if opts.flag("interactive") or opts.flag("tty"):
+            return attach_session(ctx, container_id, condition, True, opts.flag("tty"),
+                                  opts.flag("interactive"), opts.text("detach-keys"))
         return attach_and_wait(ctx, container_id, condition, start=True)
     if (failure := _start_or_exit_code(ctx, container_id)) is not None:
         return failure
@@ -321,15 +389,38 @@ def _start_or_exit_code(ctx: Context, container_id: str) -> int | None:
 
 
 def cmd_start(ctx: Context, opts: Options) -> int:
-    if not opts.flag("attach"):
+    if not (opts.flag("attach") or opts.flag("interactive")):
         return each(ctx, opts.args, lambda name: _start(ctx, name))
     if len(opts.args) > 1:
         ctx.error("you cannot start and attach multiple containers at once")
         return 1
     info = ctx.client.request("GET", f"/containers/{quote_path(opts.args[0])}/json").json()
     auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
-    return attach_and_wait(ctx, info["Id"], "removed" if auto_remove else "next-exit",
-                           start=True)
+    condition = "removed" if auto_remove else "next-exit"
+    config = info.get("Config") or {}
+    stdin = opts.flag("interactive") and bool(config.get("OpenStdin"))
+    if stdin or config.get("Tty"):
+        return attach_session(ctx, info["Id"], condition, True, bool(config.get("Tty")),
+                              stdin, opts.text("detach-keys"))
+    return attach_and_wait(ctx, info["Id"], condition, start=True)
+
+
+def cmd_attach(ctx: Context, opts: Options) -> int:
+    """Docker's attach: to a running container's output (and stdin, when it has one)."""
+    info = ctx.client.request("GET", f"/containers/{quote_path(opts.args[0])}/json").json()
+    state = info.get("State") or {}
+    if not state.get("Running"):
+        ctx.error("You cannot attach to a stopped container, start it first")
+        return 1
+    if state.get("Paused"):
+        ctx.error("You cannot attach to a paused container, unpause it first")
+        return 1
+    config = info.get("Config") or {}
+    auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
+    return attach_session(ctx, info["Id"], "removed" if auto_remove else "next-exit", False,
+                          bool(config.get("Tty")),
+                          bool(config.get("OpenStdin")) and not opts.flag("no-stdin"),
+                          opts.text("detach-keys"))
 
 
 def _start(ctx: Context, name: str) -> str:
@@ -341,4 +432,5 @@ VERBS = {
     "run": Verb(RUN, cmd_run, run_style=True),
     "create": Verb(CREATE, cmd_create, run_style=True),
     "start": Verb(START, cmd_start),
+    "attach": Verb(ATTACH, cmd_attach),
 }

@@ -3,9 +3,13 @@
 Docker's two steps: ``create`` records what to run (an ``ExecInstance``, by a random
 id), ``start`` runs it through the fork server's exec-shim (runtime/exec.py), which
 joins the container's namespaces and cgroup and confines the process as the
-container's init was.  Attached, ``start`` yields the process's output as Docker's
-multiplexed stream until the process ends; detached, it returns once the process
-runs.  Either way a watcher records the exit code, which ``inspect`` reports.
+container's init was.  The exec-shim holds the process's stdio (pipes, or a terminal
+with ``Tty``) and relays it on a socket pair in the attach socket's frames
+(runtime/attach.py): attached, the daemon joins it to the client (hijacked:
+containers/attach.py ``relay``, with stdin and the terminal; else the output as
+Docker's multiplexed stream) until the process ends; detached, the daemon's end is
+closed and the output discarded.  Either way a watcher records the exit code, which
+``inspect`` reports.
 
 Both steps refuse a container that is not running, or paused (409).
 """
@@ -13,17 +17,19 @@ Both steps refuse a container that is not running, or paused (409).
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycontain.containers import logs
+from pycontain.containers.attach import AttachOptions, ShimConnection, relay
 from pycontain.containers.manager import START_TIMEOUT, ContainerManager, parse_shim_event
 from pycontain.containers.record import ContainerRecord
 from pycontain.containers.state import Status
 from pycontain.errors import Conflict, ContainerStartError, InvalidArgument, NotFound
+from pycontain.runtime import attach
+from pycontain.runtime.attach import parse_detach_keys
 from pycontain.runtime.exec import ExecSpec
 from pycontain.runtime.spec import ProcessSpec
 
@@ -45,6 +51,10 @@ class ExecConfig:
     user: str = ""
     attach_stdout: bool = True
     attach_stderr: bool = True
+    attach_stdin: bool = False
+    tty: bool = False
+    console_size: tuple[int, int] = (0, 0)
+    detach_keys: str = ""
 
 
 def parse_exec_body(body: Any) -> ExecConfig:
@@ -58,13 +68,21 @@ def parse_exec_body(body: Any) -> ExecConfig:
         raise InvalidArgument("No exec command specified")
     if not all(isinstance(a, str) for a in (*cmd, *env)) or not isinstance(env, list):
         raise InvalidArgument("exec config: Cmd and Env must be lists of strings")
-    if body.get("Tty") or body.get("AttachStdin"):
-        raise InvalidArgument("exec with a terminal or stdin is not supported yet")
+    size = body.get("ConsoleSize") or (0, 0)
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, int) and 0 <= v < 65536 for v in size)):
+        raise InvalidArgument("exec config: ConsoleSize must be [height, width]")
+    detach_keys = str(body.get("DetachKeys") or "")
+    parse_detach_keys(detach_keys)
     return ExecConfig(cmd=tuple(cmd), env=tuple(env),
                       working_dir=str(body.get("WorkingDir") or ""),
                       user=str(body.get("User") or ""),
                       attach_stdout=bool(body.get("AttachStdout", True)),
-                      attach_stderr=bool(body.get("AttachStderr", True)))
+                      attach_stderr=bool(body.get("AttachStderr", True)),
+                      attach_stdin=bool(body.get("AttachStdin")),
+                      tty=bool(body.get("Tty")),
+                      console_size=(int(size[0]), int(size[1])),
+                      detach_keys=detach_keys)
 
 
 @dataclass
@@ -77,15 +95,53 @@ class ExecInstance:
     pid: int = 0
     exit_code: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    stdio: ShimConnection | None = None  # the exec-shim's relay, while attached
+
+    def attach_options(self) -> AttachOptions:
+        config = self.config
+        return AttachOptions(stdin=config.attach_stdin, stdout=config.attach_stdout,
+                             stderr=config.attach_stderr, tty=config.tty, stdin_once=True,
+                             detach_keys=parse_detach_keys(config.detach_keys))
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """The output as Docker's multiplexed stream (not hijacked), until the end."""
+        assert self.stdio is not None
+        reader, writer = self.stdio
+        frames = attach.FrameReader()
+        options = self.attach_options()
+        if options.stdin:  # no way to send any: the process sees the end of its input
+            writer.write(attach.encode(attach.CLOSE_STDIN))
+        try:
+            while data := await reader.read(65536):
+                for kind, payload in frames.feed(data):
+                    if (kind == attach.STDOUT and options.stdout) or (
+                            kind == attach.STDERR and options.stderr):
+                        yield attach.encode(kind, payload)
+            await self.done.wait()
+        finally:
+            writer.close()
+
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      leftover: bytes) -> None:
+        """The hijacked connection joined to the process until it ends."""
+        assert self.stdio is not None
+        await relay(self.stdio, (reader, writer), leftover, self.attach_options())
+        await self.done.wait()
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.stdio is None or not self.running:
+            raise Conflict(f"Exec {self.id} is not running")
+        if self.config.tty:
+            self.stdio[1].write(attach.resize_frame(rows, cols))
 
     def inspect(self) -> dict[str, Any]:
         """Docker's ``GET /exec/{id}/json``."""
         return {
             "ID": self.id, "ContainerID": self.container_id, "Running": self.running,
             "ExitCode": self.exit_code, "Pid": self.pid, "CanRemove": False,
-            "DetachKeys": "", "OpenStdin": False,
+            "DetachKeys": self.config.detach_keys, "OpenStdin": self.config.attach_stdin,
             "OpenStdout": self.config.attach_stdout, "OpenStderr": self.config.attach_stderr,
-            "ProcessConfig": {"tty": False, "entrypoint": self.config.cmd[0],
+            "ProcessConfig": {"tty": self.config.tty, "entrypoint": self.config.cmd[0],
                               "arguments": list(self.config.cmd[1:]), "privileged": False,
                               "user": self.config.user},
         }
@@ -132,10 +188,11 @@ class ExecService:
                                 cwd=config.working_dir or record.config.working_dir,
                                 user=config.user or record.config.user),
             cgroup_join_files=tuple(self.containers.cgroups.join_files(record.id)),
-            security=self.containers.security_spec(record))
+            security=self.containers.security_spec(record),
+            tty=config.tty, open_stdin=config.attach_stdin, console_size=config.console_size)
 
-    async def start(self, exec_id: str, detach: bool) -> AsyncIterator[bytes] | None:
-        """Run the instance; attached: its output (multiplexed frames) until it ends.
+    async def start(self, exec_id: str, detach: bool) -> ExecInstance:
+        """Run the instance; attached, its ``stdio`` is then the exec-shim's relay.
 
         Raises Conflict (already started, the container not running or paused) and
         ContainerStartError (126/127 like ``run``) when the process cannot be started.
@@ -145,25 +202,25 @@ class ExecService:
             raise Conflict(f"Exec {exec_id} has already been started")
         record = self._running(instance.container_id)
         instance.started = True
-        output = _Output(attached=not detach)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             control = self.containers.spawner.spawn_exec(self._spec(record, instance.config),
-                                                         *output.write_ends)
+                                                         theirs)
         except BaseException:
-            output.close()
+            ours.close()
             raise
         finally:
-            output.close_write_ends()
+            theirs.close()
         try:
             reader, writer = await asyncio.open_unix_connection(sock=control)
             event = parse_shim_event(await asyncio.wait_for(reader.readline(), START_TIMEOUT))
         except BaseException:
             control.close()
-            output.close()
+            ours.close()
             raise
         if event.get("event") != "started":
             writer.close()
-            output.close()
+            ours.close()
             instance.exit_code = int(event.get("exit_code") or 126)
             instance.done.set()
             message = str(event.get("message") or "the exec-shim exited before the process "
@@ -171,10 +228,14 @@ class ExecService:
             raise ContainerStartError(f"exec failed: {message}", instance.exit_code)
         instance.pid = int(event["pid"])
         instance.running = True
+        if detach:
+            ours.close()  # the exec-shim discards the output
+        else:
+            instance.stdio = await asyncio.open_unix_connection(sock=ours)
         task = asyncio.get_running_loop().create_task(self._watch(instance, reader, writer))
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
-        return None if detach else output.frames(instance)
+        return instance
 
     async def _watch(self, instance: ExecInstance, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
@@ -188,70 +249,3 @@ class ExecService:
             writer.close()
             instance.running = False
             instance.done.set()
-
-
-class _Output:
-    """A process's stdout and stderr: pipes whose read ends become frames (attached),
-    or /dev/null (detached, as Docker discards a detached exec's output)."""
-
-    def __init__(self, attached: bool) -> None:
-        self.streams: dict[int, str] = {}
-        self.write_ends: tuple[int, ...]
-        if attached:
-            out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            self.streams = {out_r: "stdout", err_r: "stderr"}
-            self.write_ends = (out_w, err_w)
-        else:
-            self.write_ends = tuple(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                                    for _ in range(2))
-        self.unfinished = len(self.streams)  # streams whose end is not yet through the queue
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.loop = asyncio.get_running_loop()
-        for fd in self.streams:
-            self.loop.add_reader(fd, self._readable, fd)
-
-    def close_write_ends(self) -> None:
-        """Once the exec-shim holds its copies: the reader then sees EOF when the process
-        (and whatever it started) has closed them."""
-        for fd in self.write_ends:
-            os.close(fd)
-        self.write_ends = ()
-
-    def _readable(self, fd: int) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            entry = logs.LogEntry(self.streams[fd], data, "")
-            self.queue.put_nowait(logs.frame(entry))
-        else:
-            self._close_one(fd)
-            self.queue.put_nowait(None)
-
-    def _close_one(self, fd: int) -> None:
-        self.loop.remove_reader(fd)
-        os.close(fd)
-        del self.streams[fd]
-
-    def close(self) -> None:
-        for fd in list(self.streams):
-            self._close_one(fd)
-
-    async def frames(self, instance: ExecInstance) -> AsyncIterator[bytes]:
-        """Frames until both pipes are closed and the process has exited."""
-        wanted = {"stdout": instance.config.attach_stdout,
-                  "stderr": instance.config.attach_stderr}
-        try:
-            while self.unfinished:
-                chunk = await self.queue.get()
-                if chunk is None:
-                    self.unfinished -= 1
-                elif wanted["stdout" if chunk[0] == logs.STREAM_IDS["stdout"] else "stderr"]:
-                    yield chunk
-            await instance.done.wait()
-        finally:
-            self.close()

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pycontain.cgroups.base import CgroupManager, Resources, Usage
 from pycontain.containers import logs
+from pycontain.containers.attach import ShimConnection, connect_to_shim
 from pycontain.containers.events import EventLog
 from pycontain.containers.filesystem import ContainerFilesystem
 from pycontain.containers.names import generate_name, validate_name
@@ -60,6 +61,7 @@ from pycontain.errors import (
 from pycontain.faults import fault_point
 from pycontain.images import Image, ImageStore
 from pycontain.network.ports import parse_port_spec
+from pycontain.runtime import attach as attach_protocol
 from pycontain.runtime import syscalls
 from pycontain.runtime.shim import read_exit_record
 from pycontain.runtime.spawner import ForkServer
@@ -107,6 +109,7 @@ class ContainerManager:
         self._stopped: dict[str, asyncio.Event] = {}
         self._removed: dict[str, asyncio.Event] = {}
         self._start_waiters: dict[str, list[asyncio.Event]] = {}
+        self._attach_waiters: dict[str, list[asyncio.Future[ShimConnection | None]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._restarts: dict[str, asyncio.Task[None]] = {}
@@ -185,10 +188,8 @@ class ContainerManager:
                 raise PycontainError("bridge networks are not available in this daemon")
             self.networks.get(network_mode)  # NoSuchNetwork: "network X not found"
         container_id = secrets.token_hex(32)
-        merged = ContainerConfig(
-            image=config.image,
-            cmd=config.cmd,
-            entrypoint=config.entrypoint,
+        merged = dataclasses.replace(
+            config,
             env=_merge_env(image.config.env, config.env),
             working_dir=config.working_dir or image.config.working_dir or "/",
             hostname=config.hostname or container_id[:12],
@@ -262,6 +263,9 @@ class ContainerManager:
             join_netns=join_netns,
             log_max_size=max_size,
             log_max_files=max_files,
+            tty=record.config.tty,
+            open_stdin=record.config.open_stdin,
+            console_size=hc.console_size,
         )
 
     def security_spec(self, record: ContainerRecord) -> SecuritySpec:
@@ -398,10 +402,12 @@ class ContainerManager:
             control = self.spawner.spawn(self._spec(record, image))
             reader, writer = await asyncio.open_unix_connection(sock=control)
             message = parse_shim_event(await asyncio.wait_for(reader.readline(), START_TIMEOUT))
-            if message.get("event") == "netns":
-                wired = True
-                await self._wire_network(record, int(message["shim_pid"]))
-                fault_point("start:network")
+            if message.get("event") == "ready":
+                if message.get("wire_network"):
+                    wired = True
+                    await self._wire_network(record, int(message["shim_pid"]))
+                    fault_point("start:network")
+                await self._connect_attach_waiters(record)
                 writer.write(b"go\n")
                 await writer.drain()
                 message = parse_shim_event(await asyncio.wait_for(reader.readline(),
@@ -585,6 +591,9 @@ class ContainerManager:
     def _wake_start_waiters(self, container_id: str) -> None:
         for event in self._start_waiters.pop(container_id, []):
             event.set()
+        for future in self._attach_waiters.pop(container_id, []):
+            if not future.done():
+                future.set_result(None)
 
     def _release_resources(self, container_id: str) -> None:
         """Remove the kernel objects and runtime state of a container that no longer runs."""
@@ -789,6 +798,55 @@ class ContainerManager:
                     yield chunk
 
         return stream()
+
+    def open_attach(self, ref: str) -> asyncio.Future[ShimConnection | None]:
+        """For a container with stdin open or a terminal: a connection to its shim's
+        attach socket (containers/attach.py), now when it runs, else at its next start,
+        before its program starts (so that nothing of its output is missed).  The
+        future gives None when the container does not start; cancel it to give up."""
+        record = self.resolve(ref)
+        if not (record.config.tty or record.config.open_stdin):
+            raise InvalidArgument(f"container {record.short_id} has neither stdin nor a "
+                                  "terminal to attach to")
+        future: asyncio.Future[ShimConnection | None] = (
+            asyncio.get_running_loop().create_future())
+        if record.state.status in (Status.RUNNING, Status.PAUSED):
+            task = asyncio.ensure_future(connect_to_shim(str(self._state_dir(record.id))))
+            task.add_done_callback(lambda t: _settle(future, t))
+        else:
+            self._attach_waiters.setdefault(record.id, []).append(future)
+        return future
+
+    async def _connect_attach_waiters(self, record: ContainerRecord) -> None:
+        for future in self._attach_waiters.pop(record.id, []):
+            if future.done():
+                continue
+            try:
+                connection = await connect_to_shim(str(self._state_dir(record.id)))
+            except OSError as exc:
+                log.warning("attach to %s: %s", record.short_id, exc)
+                future.set_result(None)
+                continue
+            if future.done():  # given up meanwhile
+                connection[1].close()
+            else:
+                future.set_result(connection)
+
+    async def resize(self, ref: str, rows: int, cols: int) -> None:
+        """The terminal's new size (the program gets SIGWINCH); nothing without one."""
+        record = self.resolve(ref)
+        if record.state.status not in (Status.RUNNING, Status.PAUSED):
+            raise Conflict(f"Container {record.id} is not running")
+        if not record.config.tty:
+            return
+        try:
+            _, writer = await connect_to_shim(str(self._state_dir(record.id)))
+        except OSError as exc:
+            raise PycontainError(f"resize the terminal of {record.short_id}: {exc}") from exc
+        writer.write(attach_protocol.resize_frame(rows, cols))
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        writer.close()
 
     def filesystem(self, ref: str) -> ContainerFilesystem:
         """Where the container's files are, for cp, export, diff and commit."""
@@ -1020,6 +1078,20 @@ async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdou
     finally:
         if current is not log_file:
             current.close()
+
+
+def _settle(future: asyncio.Future[ShimConnection | None],
+            task: asyncio.Task[ShimConnection]) -> None:
+    """Pass a connection attempt's outcome on to the future (closing it if unwanted)."""
+    if task.cancelled() or task.exception() is not None:
+        if not future.done():
+            future.set_result(None)
+        return
+    connection = task.result()
+    if future.done():
+        connection[1].close()
+    else:
+        future.set_result(connection)
 
 
 def parse_shim_event(line: bytes) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class ContainerConfig:
     hostname: str = ""
     user: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    tty: bool = False               # -t: a terminal
+    open_stdin: bool = False        # -i: stdin open, fed by attached clients
+    stdin_once: bool = False        # the first attached client's end of input closes it
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class HostConfig:
     network_mode: str = "bridge"     # bridge | none | host | container:<name> | a user network
     port_bindings: tuple[str, ...] = ()  # "[IP:][HOSTPORT:]CTRPORT/PROTO", as -p takes them
     log_config: dict[str, str] = field(default_factory=dict)  # json-file's max-size, max-file
+    console_size: tuple[int, int] = (0, 0)  # the terminal's rows and columns at the start
 
 
 @dataclass
@@ -109,6 +113,7 @@ class ContainerRecord:
         host = raw.pop("host_config")
         for key in ("binds", "cap_add", "cap_drop", "security_opt", "port_bindings"):
             host[key] = tuple(host.get(key, ()))
+        host["console_size"] = _console_size(host.get("console_size"))
         state = raw.pop("state")
         state["status"] = Status(state["status"])
         state["ports"] = tuple(state.get("ports", ()))
@@ -169,6 +174,9 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         hostname=body.get("Hostname") or "",
         user=body.get("User") or "",
         labels={str(k): str(v) for k, v in labels.items()},
+        tty=bool(body.get("Tty")),
+        open_stdin=bool(body.get("OpenStdin")),
+        stdin_once=bool(body.get("StdinOnce")),
     )
     policy, max_retries = _restart_policy(host.get("RestartPolicy"))
     if policy != "no" and host.get("AutoRemove"):
@@ -192,8 +200,19 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
         network_mode=network_mode,
         port_bindings=_port_bindings(host.get("PortBindings")),
         log_config=_log_config(host.get("LogConfig")),
+        console_size=_console_size(host.get("ConsoleSize")),
     )
     return config, host_config
+
+
+def _console_size(value: Any) -> tuple[int, int]:
+    """``ConsoleSize``: [rows, columns] (Docker's [height, width]); (0, 0) when unset."""
+    if not value:
+        return 0, 0
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and 0 <= v < 65536 for v in value)):
+        raise InvalidArgument("HostConfig.ConsoleSize must be [height, width]")
+    return int(value[0]), int(value[1])
 
 
 def rotation_limits(options: dict[str, str]) -> tuple[int, int]:

@@ -57,6 +57,12 @@ class Request:
         values = self.query.get(name)
         return values[-1] if values else default
 
+    @property
+    def wants_upgrade(self) -> bool:
+        """Docker's hijack request: ``Connection: Upgrade`` and ``Upgrade: tcp``."""
+        return ("upgrade" in self.headers.get("connection", "").lower()
+                and self.headers.get("upgrade", "").lower() == "tcp")
+
     def flag(self, name: str) -> bool:
         return (self.arg(name) or "").lower() in ("1", "true", "yes")
 
@@ -102,6 +108,9 @@ class Request:
             pass
 
 
+Hijacker = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+
+
 @dataclass
 class Response:
     status: int = 200
@@ -109,6 +118,13 @@ class Response:
     content_type: str = "application/json"
     stream: AsyncIterator[bytes] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Docker's hijack: after "101 UPGRADED" the connection is the handler's, raw, in
+    # both directions (``hijack(reader, writer, bytes already received)``).
+    hijack: Hijacker | None = None
+
+    @classmethod
+    def hijacked(cls, session: Hijacker, content_type: str) -> Response:
+        return cls(status=101, content_type=content_type, hijack=session)
 
     @classmethod
     def json(cls, obj: Any, status: int = 200) -> Response:
@@ -209,6 +225,9 @@ class HttpServer:
                                      Response.json({"message": refusal}, 403))
                     break
                 response = await self._respond(request)
+                if response.hijack is not None:
+                    await self._hijack(conn, reader, writer, request, response)
+                    break
                 await self._send(conn, writer, request, response)
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     break
@@ -254,6 +273,22 @@ class HttpServer:
                 log.warning("%s %s: stream ended: %s", request.method, request.path, exc)
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
+
+    async def _hijack(self, conn: h11.Connection, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter, request: Request, response: Response) -> None:
+        """Answer "101 UPGRADED" and give the raw connection to the response's session."""
+        assert response.hijack is not None
+        await request.drain()
+        headers = [*self.default_headers.items(), ("Content-Type", response.content_type),
+                   ("Connection", "Upgrade"), ("Upgrade", "tcp")]
+        writer.write(conn.send(h11.InformationalResponse(status_code=101, headers=headers,
+                                                         reason=b"UPGRADED")))
+        await writer.drain()
+        leftover, _ = conn.trailing_data
+        try:
+            await response.hijack(reader, writer, bytes(leftover))
+        except PycontainError as exc:
+            log.warning("%s %s: session ended: %s", request.method, request.path, exc)
 
     async def _send_protocol_error(self, conn: h11.Connection, writer: asyncio.StreamWriter,
                                    exc: h11.RemoteProtocolError) -> None:

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pycontain import __version__
 from pycontain.containers import filesystem
+from pycontain.containers.attach import AttachOptions, relay
 from pycontain.containers.exec import ExecService, parse_exec_body
 from pycontain.containers.manager import ContainerManager
 from pycontain.containers.record import ContainerRecord, parse_create_body
@@ -37,6 +38,7 @@ from pycontain.errors import (
     PycontainError,
 )
 from pycontain.images import ImageStore, host_architecture, is_image_id
+from pycontain.runtime.attach import parse_detach_keys
 from pycontain.timefmt import rfc3339_nano
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ MIN_API_VERSION = "1.24"
 NEWEST_ACCEPTED_API_VERSION = "1.50"
 MAX_UPLOAD = 64 * 1024 * 1024 * 1024
 _NAME_RE = r"(?P<name>[^/]+)"
+_MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+_RAW = "application/vnd.docker.raw-stream"
 
 
 class Api:
@@ -88,12 +92,14 @@ class Api:
         r.add("POST", f"{c}/wait", self.wait)
         r.add("GET", f"{c}/logs", self.logs)
         r.add("POST", f"{c}/attach", self.attach)
+        r.add("POST", f"{c}/resize", self.resize)
         r.add("GET", f"{c}/top", self.top)
         r.add("GET", f"{c}/stats", self.stats)
         r.add("POST", f"{c}/rename", self.rename)
         r.add("POST", f"{c}/exec", self.create_exec)
         r.add("POST", f"/exec/{_NAME_RE}/start", self.start_exec)
         r.add("GET", f"/exec/{_NAME_RE}/json", self.inspect_exec)
+        r.add("POST", f"/exec/{_NAME_RE}/resize", self.resize_exec)
         r.add("GET", f"{c}/archive", self.get_archive)
         r.add("HEAD", f"{c}/archive", self.stat_archive)
         r.add("PUT", f"{c}/archive", self.put_archive)
@@ -435,14 +441,52 @@ class Api:
         return Response(content_type="application/vnd.docker.raw-stream", stream=stream)
 
     async def attach(self, request: Request) -> Response:
-        """Docker's attach, without the connection hijack: the output as a multiplexed stream."""
-        if request.flag("stdin"):
-            raise InvalidArgument("attaching stdin is not supported yet")
+        """Docker's attach.  Hijacked (``Upgrade: tcp``): the raw connection, with stdin
+        and a terminal's raw output for a container that has them (attach.py), else the
+        multiplexed output; not hijacked: the output as a multiplexed stream body."""
+        name = request.params["name"]
         if not request.flag("stream"):
             raise InvalidArgument("attach needs stream=1")
-        stream = self.containers.attach(request.params["name"], request.flag("stdout"),
-                                        request.flag("stderr"))
-        return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
+        stdout, stderr = request.flag("stdout"), request.flag("stderr")
+        if not request.wants_upgrade:
+            if request.flag("stdin"):
+                raise InvalidArgument("attaching stdin needs an upgraded connection "
+                                      "(Connection: Upgrade, Upgrade: tcp)")
+            stream = self.containers.attach(name, stdout, stderr)
+            return Response(content_type=_MULTIPLEXED, stream=stream)
+        record = self.containers.resolve(name)
+        config = record.config
+        if not (config.tty or config.open_stdin):
+            output = self.containers.attach(name, stdout, stderr)
+
+            async def copy_output(_: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                  __: bytes) -> None:
+                async for chunk in output:
+                    writer.write(chunk)
+                    await writer.drain()
+
+            return Response.hijacked(copy_output, _MULTIPLEXED)
+        options = AttachOptions(
+            stdin=request.flag("stdin") and config.open_stdin, stdout=stdout, stderr=stderr,
+            tty=config.tty, stdin_once=config.stdin_once,
+            detach_keys=parse_detach_keys(request.arg("detachKeys") or ""))
+        pending = self.containers.open_attach(name)
+
+        async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          leftover: bytes) -> None:
+            try:
+                shim = await pending
+            finally:
+                pending.cancel()
+            if shim is not None:
+                await relay(shim, (reader, writer), leftover, options)
+
+        return Response.hijacked(session, _RAW if config.tty else _MULTIPLEXED)
+
+    async def resize(self, request: Request) -> Response:
+        rows, cols = request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0
+        await self.containers.resize(request.params["name"], rows, cols)
+        return Response.empty(200)
 
     async def top(self, request: Request) -> Response:
         ps_args = request.arg("ps_args")
@@ -536,13 +580,22 @@ class Api:
         return Response.json({"Id": instance.id}, 201)
 
     async def start_exec(self, request: Request) -> Response:
-        """Without the connection hijack: the output as a multiplexed stream until the end."""
+        """Hijacked (``Upgrade: tcp``): the raw connection joined to the process (stdin,
+        a terminal); else its output as a multiplexed stream body, until the end."""
         body = await request.json() or {}
         detach = isinstance(body, dict) and bool(body.get("Detach"))
-        stream = await self.execs.start(request.params["name"], detach)
-        if stream is None:
+        instance = await self.execs.start(request.params["name"], detach)
+        if detach:
             return Response.empty(200)
-        return Response(content_type="application/vnd.docker.multiplexed-stream", stream=stream)
+        if request.wants_upgrade:
+            return Response.hijacked(instance.session,
+                                     _RAW if instance.config.tty else _MULTIPLEXED)
+        return Response(content_type=_MULTIPLEXED, stream=instance.frames())
+
+    async def resize_exec(self, request: Request) -> Response:
+        rows, cols = request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0
+        self.execs.get(request.params["name"]).resize(rows, cols)
+        return Response.empty(200)
 
     async def inspect_exec(self, request: Request) -> Response:
         return Response.json(self.execs.get(request.params["name"]).inspect())

@@ -7,11 +7,13 @@ other namespaces, and then takes the init's own last steps (user, working direct
 capabilities, no_new_privs, seccomp: init.py) before execve.  Nothing is imported
 once inside the container.
 
-Control protocol (one JSON object per line, exec-shim -> daemon), with the
-process's stdout and stderr going straight to the daemon's pipes:
+Control protocol (one JSON object per line, exec-shim -> daemon).  The process's
+stdio (pipes, or a terminal from the container's devpts: console.py) is the exec-shim's,
+which relays it (relay.py) to one pre-connected client, the daemon's end of a socket
+pair, in the attach socket's frames (attach.py):
 
     daemon                          exec-shim                         process
-      |  spawn_exec(spec, out, err)   |                                  |
+      |  spawn_exec(spec, client)     |                                  |
       |------------------------------>| open /proc/<init>/ns/*           |
       |                               | setns(pid), fork --------------->|
       |                               |          cgroup, setns(ipc, uts, |
@@ -20,7 +22,7 @@ process's stdout and stderr going straight to the daemon's pipes:
       |                               |<-- error pipe: EOF (exec ok)     |
       |                               |    or {"message", "exit_code"}   |
       |<-- {"event": "started", "pid"}  or {"event": "failed", ...}      |
-      |<===================== stdout/stderr pipes =======================|
+      |<== client: frames ==========>|<== pipes or terminal ===========>|
       |                               |    waitpid <---------------- exit|
       |<-- {"event": "exited", "exit_code"}                              |
       |    EOF (the exec-shim exits)  |                                  |
@@ -34,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
 from pycontain.runtime import syscalls as sc
+from pycontain.runtime.console import become_console_client
 from pycontain.runtime.init import (
     StartError,
     close_inherited_fds,
@@ -42,6 +45,7 @@ from pycontain.runtime.init import (
     join_cgroup,
     run_reporting_failure,
 )
+from pycontain.runtime.relay import Relay, Stdio
 from pycontain.runtime.shim import (
     become_shim,
     exit_code_from_wait_status,
@@ -68,6 +72,9 @@ class ExecSpec:
     process: ProcessSpec
     cgroup_join_files: tuple[str, ...]
     security: SecuritySpec
+    tty: bool = False
+    open_stdin: bool = False
+    console_size: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,18 +84,20 @@ class ExecSpec:
         return cls(init_pid=int(raw["init_pid"]), hostname=raw["hostname"],
                    process=ProcessSpec.from_dict(raw["process"]),
                    cgroup_join_files=tuple(raw["cgroup_join_files"]),
-                   security=SecuritySpec.from_dict(raw["security"]))
+                   security=SecuritySpec.from_dict(raw["security"]),
+                   tty=bool(raw["tty"]), open_stdin=bool(raw["open_stdin"]),
+                   console_size=(int(raw["console_size"][0]), int(raw["console_size"][1])))
 
 
-def run_exec_shim(spec: ExecSpec, control: socket.socket, stdout: int, stderr: int) -> NoReturn:
+def run_exec_shim(spec: ExecSpec, control: socket.socket, client: socket.socket) -> NoReturn:
     """The exec-shim's whole life; entered in a freshly forked child of the fork server."""
     try:
-        _exec_shim(spec, control, stdout, stderr)
+        _exec_shim(spec, control, client)
     finally:
         os._exit(0)
 
 
-def _exec_shim(spec: ExecSpec, control: socket.socket, stdout: int, stderr: int) -> None:
+def _exec_shim(spec: ExecSpec, control: socket.socket, client: socket.socket) -> None:
     become_shim()
     try:
         namespaces = open_namespaces(spec.init_pid)
@@ -97,6 +106,7 @@ def _exec_shim(spec: ExecSpec, control: socket.socket, stdout: int, stderr: int)
                         "message": f"open the namespaces of process {spec.init_pid}: "
                                    f"{exc.strerror}"})
         return
+    stdio = Stdio(spec.tty, spec.open_stdin)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     try:
         sc.setns(namespaces["pid"], sc.CLONE_NEWPID)  # for the children: fork next
@@ -107,20 +117,24 @@ def _exec_shim(spec: ExecSpec, control: socket.socket, stdout: int, stderr: int)
         return
     if pid == 0:
         control.close()
-        os.dup2(stdout, 1)
-        os.dup2(stderr, 2)
+        client.close()
+        stdio.child_side()
         run_reporting_failure(status_w, "exec", _enter_and_exec, spec, namespaces, status_w)
-    for fd in (stdout, stderr, status_w, *namespaces.values()):
+    stdio.parent_side()
+    for fd in (status_w, *namespaces.values()):
         os.close(fd)
 
     report = read_init_report(status_r)
     os.close(status_r)
     if report is not None:
         os.waitpid(pid, 0)
+        stdio.close()
         message, code = report
         send_event(control, {"event": "failed", "message": message, "exit_code": code})
         return
+    outputs, stdin, terminal = stdio.relay_ends()
     send_event(control, {"event": "started", "pid": pid})
+    Relay(None, outputs, stdin, terminal, clients=(client,)).run()
     _, status = os.waitpid(pid, 0)
     send_event(control, {"event": "exited", "exit_code": exit_code_from_wait_status(status)})
 
@@ -149,8 +163,7 @@ def _enter_and_exec(spec: ExecSpec, namespaces: dict[str, int], error_fd: int) -
                              f"{exc.strerror}", 126) from exc
     os.chdir("/")  # the container's root (pivot_root made it the namespace's root)
     close_inherited_fds(error_fd)
-    stdin = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(stdin, 0)
-    os.close(stdin)
     user = enter_process_context(spec.process, spec.hostname)
+    if spec.tty:  # fd 0 is the exec-shim's console socket until now
+        become_console_client(0, user.uid, spec.console_size)
     confine_and_exec(spec.process.args, user, spec.security, error_fd)

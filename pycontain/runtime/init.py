@@ -10,7 +10,8 @@ Order of work:
     close inherited fds -> join cgroup -> unshare(NS|UTS|IPC|CGROUP) -> non-dumpable
     -> / made rprivate -> overlay on rootfs -> binds, tmpfs -> /proc /dev /dev/pts /dev/shm
     /dev/mqueue /sys /sys/fs/cgroup -> pivot_root -> read-only and masked paths
-    -> hostname, lo up -> user, cwd (checked to be inside), env -> read-only root
+    -> hostname, lo up -> user, cwd (checked to be inside), env -> the terminal (-t:
+    a pair from the container's devpts, the master sent to the shim) -> read-only root
     -> bounding set, inheritable, ambient -> no_new_privs -> default signals -> close fds
     -> seccomp -> setgroups/setgid/setuid -> permitted/effective -> execve
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pycontain.runtime import syscalls as sc
+from pycontain.runtime.console import become_console_client
 from pycontain.runtime.spec import BindMount, ContainerSpec, ProcessSpec, SecuritySpec
 from pycontain.security import confine
 
@@ -96,9 +98,6 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
     sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
     confine.make_non_dumpable()
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    stdin = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(stdin, 0)
-    os.close(stdin)
 
     security = spec.security
     mount_rootfs(spec)
@@ -109,6 +108,8 @@ def _setup_and_exec(spec: ContainerSpec, error_fd: int) -> None:
         sc.bring_interface_up("lo")
 
     user = enter_process_context(spec.process, spec.hostname)
+    if spec.tty:  # fd 0 is the shim's console socket until now
+        become_console_client(0, user.uid, spec.console_size)
     if security.readonly_rootfs:  # a bind remount sets every flag: keep nodev
         nodev = sc.MS_NODEV if security.nodev_mounts else 0
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | nodev)
@@ -178,7 +179,7 @@ def close_inherited_fds(keep: int) -> None:
 def reset_signals() -> None:
     """Default dispositions and an empty mask: ignored signals would survive execve.
 
-    (Python ignores SIGPIPE and SIGXFSZ; the shim ignores SIGHUP.)
+    (Python ignores SIGPIPE and SIGXFSZ; the shims ignore SIGHUP and SIGPIPE.)
     """
     for number in range(1, signal.NSIG):
         if number in (signal.SIGKILL, signal.SIGSTOP):

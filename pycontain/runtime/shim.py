@@ -1,24 +1,30 @@
 """The shim: one small process per container, the container init's parent.
 
-It holds the container's stdout/stderr pipes and writes the log, records the exit
-status in ``<state_dir>/exit.json`` and tells the daemon over the control socket.
-It runs in its own session (setsid) and does not depend on the daemon: when the
-daemon is killed, the container keeps running and its exit status is not lost.
+It holds the container's stdio (pipes, or a terminal's master: console.py), writes
+the log, relays attached clients through its attach socket (attach.py, relay.py),
+records the exit status in ``<state_dir>/exit.json`` and tells the daemon over the
+control socket.  It runs in its own session (setsid) and does not depend on the
+daemon: when the daemon is killed, the container keeps running, its exit status is
+not lost, and a restarted daemon can attach to it again.
 
 Control protocol (one JSON object per line, shim -> daemon; "go" the other way):
 
     daemon                          shim                          container init
       |  spawn(spec) via fork server  |                                  |
       |------------------------------>| unshare(PID), unshare(NET)       |
-      |<-- {"event": "netns", "shim_pid"}   (bridge network only)        |
-      | wire /proc/<shim_pid>/ns/net  |                                  |
-      |-- "go\n" -------------------->| fork --------------------------->|
-      |                               |                 setup, execve    |
+      |                               | listen on attach.sock (-i, -t)   |
+      |<-- {"event": "ready", "shim_pid", "wire_network"}                |
+      |    (bridge network, or stdin/terminal; else straight on)         |
+      | wire /proc/<shim_pid>/ns/net, |                                  |
+      | connect attached clients      |                                  |
+      |-- "go\n" ------------------->| fork --------------------------->|
+      |                               |        setup, (terminal), execve |
       |                               |<-- error pipe: EOF (exec ok)     |
       |                               |    or {"message", "exit_code"}   |
       |<-- {"event": "started", "pid", "shim_pid"}                       |
       |    or {"event": "failed", "message", "exit_code"}               |
-      |                               |<== stdout/stderr pipes ==========|
+      |                               |<== stdio: pipes or terminal =====|
+      |<== attach.sock: output, input, resizes ==>                       |
       |                               |    waitpid <---------------- exit|
       |                               | exit.json written (atomic)       |
       |<-- {"event": "exited", "exit_code", "finished_at"}               |
@@ -30,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import socket
 import time
@@ -39,8 +44,10 @@ from typing import Any, NoReturn
 
 from pycontain.containers.logs import LogWriter
 from pycontain.fsutil import atomic_write_json
+from pycontain.runtime import attach
 from pycontain.runtime import syscalls as sc
 from pycontain.runtime.init import run_container_init
+from pycontain.runtime.relay import Relay, Stdio
 from pycontain.runtime.spec import ContainerSpec
 
 EXIT_FILE = "exit.json"
@@ -76,11 +83,13 @@ def send_event(control: socket.socket, message: dict[str, Any]) -> None:
 
 
 def become_shim() -> None:
-    """A session of its own, default signals (SIGHUP ignored), /dev/null on 0, 1 and 2."""
+    """A session of its own, default signals but SIGHUP and SIGPIPE (ignored: an attached
+    client that has gone is dropped on EPIPE, see relay.py), /dev/null on 0, 1 and 2."""
     os.setsid()
-    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for sig in (signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -100,43 +109,60 @@ def read_init_report(status_r: int) -> tuple[str, int] | None:
         return failure.decode(errors="replace"), 125
 
 
+def listen_for_attach(spec: ContainerSpec) -> socket.socket | None:
+    """The attach socket of a container with stdin open or a terminal (attach.py)."""
+    if not spec.interactive:
+        return None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    with attach.socket_address(spec.state_dir) as address:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)
+        listener.bind(address)
+    os.chmod(Path(spec.state_dir) / attach.ATTACH_SOCKET, 0o600)
+    listener.listen(16)
+    return listener
+
+
 def _shim(spec: ContainerSpec, control: socket.socket) -> None:
     become_shim()
 
     state_dir = Path(spec.state_dir)
     (state_dir / EXIT_FILE).unlink(missing_ok=True)
     log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    stdio = Stdio(spec.tty, spec.open_stdin)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
 
     sc.unshare(sc.CLONE_NEWPID)
-    network_failure = enter_network_namespace(spec, control)
-    if network_failure is not None:
-        _report_failure(state_dir, control, network_failure, 125)
+    listener = listen_for_attach(spec)
+    failure = enter_network_namespace(spec, control)
+    if failure is None and (spec.network_mode == "bridge" or listener is not None):
+        failure = wait_for_go(control, wire_network=spec.network_mode == "bridge")
+    if failure is not None:
+        _report_failure(state_dir, control, failure, 125)
         return
     pid = os.fork()
     if pid == 0:
         control.close()
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        for fd in (out_r, out_w, err_r, err_w, status_r, log_fd):
+        stdio.child_side()
+        for fd in (status_r, log_fd):
             os.close(fd)
         run_container_init(spec, status_w)
-    for fd in (out_w, err_w, status_w):
-        os.close(fd)
+    stdio.parent_side()
+    os.close(status_w)
 
     report = read_init_report(status_r)
     os.close(status_r)
     if report is not None:
         _, status = os.waitpid(pid, 0)
+        stdio.close()
         _report_failure(state_dir, control, *report)
         return
 
+    outputs, stdin, terminal = stdio.relay_ends()
     send_event(control, {"event": "started", "pid": pid, "shim_pid": os.getpid(),
                     "started_at": time.time_ns()})
     writer = LogWriter(log_fd, spec.log_path, spec.log_max_size, spec.log_max_files)
-    _pump_output(writer, {out_r: "stdout", err_r: "stderr"})
+    Relay(writer, outputs, stdin, terminal, listener).run()
     _, status = os.waitpid(pid, 0)
     record = {"exit_code": exit_code_from_wait_status(status), "finished_at": time.time_ns(),
               "error": "", "started": True}
@@ -175,9 +201,13 @@ def enter_network_namespace(spec: ContainerSpec, control: socket.socket) -> str 
             os.close(fd)
         return None
     sc.unshare(sc.CLONE_NEWNET)
-    if spec.network_mode != "bridge":
-        return None
-    send_event(control, {"event": "netns", "shim_pid": os.getpid()})
+    return None
+
+
+def wait_for_go(control: socket.socket, wire_network: bool) -> str | None:
+    """Tell the daemon the shim is ready (its network namespace to wire, its attach
+    socket to connect to) and wait for its "go"; returns why not, or None."""
+    send_event(control, {"event": "ready", "shim_pid": os.getpid(), "wire_network": wire_network})
     answer = b""
     while not answer.endswith(b"\n"):
         chunk = control.recv(64)
@@ -185,7 +215,7 @@ def enter_network_namespace(spec: ContainerSpec, control: socket.socket) -> str 
             break
         answer += chunk
     if answer.strip() != b"go":
-        return "the container's network could not be set up"
+        return "the daemon did not let the container start"
     return None
 
 
@@ -194,21 +224,3 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _pump_output(writer: LogWriter, streams: dict[int, str]) -> None:
-    """Copy the container's output into the log until every writer has closed its end."""
-    poller = select.poll()
-    for fd in streams:
-        poller.register(fd, select.POLLIN)
-    open_fds = set(streams)
-    while open_fds:
-        for fd, _ in poller.poll():
-            data = os.read(fd, 65536)
-            if data:
-                writer.feed(streams[fd], data)
-            else:
-                writer.flush(streams[fd])
-                poller.unregister(fd)
-                os.close(fd)
-                open_fds.discard(fd)

@@ -8,8 +8,8 @@ shim and a container init need, so each container start costs one fork.
 Wire: a SOCK_SEQPACKET pair.  Each request is one JSON message ``{"kind", "spec"}``
 with file descriptors attached (SCM_RIGHTS).  ``"container"``: a ContainerSpec and
 one fd, the shim's end of a fresh control socket pair (see shim.py for what travels
-on it).  ``"exec"``: an ExecSpec and three fds, the exec-shim's control socket and
-the write ends of the process's stdout and stderr pipes (see exec.py).  Shims are the server's
+on it).  ``"exec"``: an ExecSpec and two fds, the exec-shim's control socket and its
+end of the socket pair that carries the process's stdio (see exec.py).  Shims are the server's
 children; SIGCHLD is ignored so that they are reaped by the kernel.  The server
 exits when the daemon's end of the pair closes; the shims live on.
 """
@@ -29,8 +29,8 @@ from pycontain.runtime.shim import run_shim
 from pycontain.runtime.spec import ContainerSpec
 
 MAX_SPEC_BYTES = 1 << 20
-FDS_OF_KIND = {"container": 1, "exec": 3}
-MAX_FDS = 3
+FDS_OF_KIND = {"container": 1, "exec": 2}
+MAX_FDS = 2
 
 
 class ForkServer:
@@ -52,10 +52,11 @@ class ForkServer:
         """Start a shim for ``spec``; returns the daemon's end of its control socket."""
         return self._request("container", spec.to_dict(), ())
 
-    def spawn_exec(self, spec: ExecSpec, stdout: int, stderr: int) -> socket.socket:
-        """Start an exec-shim for ``spec`` writing the process's output on the given fds
-        (which stay the caller's); returns the daemon's end of its control socket."""
-        return self._request("exec", spec.to_dict(), (stdout, stderr))
+    def spawn_exec(self, spec: ExecSpec, stdio: socket.socket) -> socket.socket:
+        """Start an exec-shim for ``spec`` relaying the process's stdio on ``stdio`` (the
+        exec-shim's end of a pair; it stays the caller's too); returns the daemon's end
+        of its control socket."""
+        return self._request("exec", spec.to_dict(), (stdio.fileno(),))
 
     def _request(self, kind: str, spec: dict[str, Any], fds: tuple[int, ...]) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -95,7 +96,8 @@ def _serve(sock: socket.socket) -> NoReturn:
                 sock.close()
                 control = socket.socket(fileno=fds[0])
                 if request["kind"] == "exec":
-                    run_exec_shim(ExecSpec.from_dict(request["spec"]), control, *fds[1:])
+                    run_exec_shim(ExecSpec.from_dict(request["spec"]), control,
+                                  socket.socket(fileno=fds[1]))
                 run_shim(ContainerSpec.from_dict(request["spec"]), control)
             for fd in fds:
                 os.close(fd)

@@ -82,6 +82,14 @@ class ContainerSpec:
     join_netns: str = ""
     log_max_size: int = 0               # bytes before the log rotates; 0: never
     log_max_files: int = 1              # the live log and its rotated files
+    tty: bool = False                   # a terminal from the container's devpts (console.py)
+    open_stdin: bool = False            # stdin a pipe the attach socket feeds, not /dev/null
+    console_size: tuple[int, int] = (0, 0)  # the terminal's rows and columns at the start
+
+    @property
+    def interactive(self) -> bool:
+        """Attached clients need the shim's attach socket (runtime/attach.py)."""
+        return self.tty or self.open_stdin
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,5 +109,11 @@ class ContainerSpec:
             security=security,
             lowerdirs=tuple(raw.pop("lowerdirs")),
             cgroup_join_files=tuple(raw.pop("cgroup_join_files")),
+            console_size=_size(raw.pop("console_size", (0, 0))),
             **raw,
         )
+
+
+def _size(value: Any) -> tuple[int, int]:
+    rows, cols = value
+    return int(rows), int(cols)

@@ -174,7 +174,7 @@ def test_run_flags() -> None:
         (["--pids-limit", "many", "busybox"],
          'invalid argument "many" for "--pids-limit" flag: '
          'strconv.ParseInt: parsing "many": invalid syntax'),
-        (["-it", "busybox"], "unknown shorthand flag: 'i' in -it"),
+        (["-itz", "busybox"], "unknown shorthand flag: 'z' in -itz"),
     ],
 )
 def test_run_flag_errors(argv: list[str], message: str) -> None:

@@ -130,7 +130,7 @@ def test_run_detached_creates_starts_and_prints_the_id(
     assert daemon.bodies[0] == {
         "Image": "busybox", "Cmd": ["sleep", "5"], "Env": ["A=1"], "WorkingDir": "/srv",
         "Hostname": "box", "User": "nobody", "AttachStdin": False, "AttachStdout": False,
-        "AttachStderr": False, "Tty": False, "OpenStdin": False,
+        "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
         "HostConfig": {"AutoRemove": False, "Binds": ["/h:/c:ro"], "Memory": 64 << 20,
                        "MemorySwap": 128 << 20, "NanoCpus": 500_000_000, "CpuShares": 512,
                        "PidsLimit": 10},
