@@ -175,6 +175,15 @@ class ExecService:
             raise NoSuchExec(exec_id)
         return instance
 
+    def check_startable(self, exec_id: str) -> ExecInstance:
+        """The instance, if ``start`` may run it now: NoSuchExec, or Conflict (already
+        started, the container not running or paused)."""
+        instance = self.get(exec_id)
+        if instance.started:
+            raise Conflict(f"Exec {exec_id} has already been started")
+        self._running(instance.container_id)
+        return instance
+
     def _forget_removed(self) -> None:
         """Drop the instances of removed containers (Docker forgets them with it)."""
         for exec_id, instance in list(self.instances.items()):
@@ -197,9 +206,7 @@ class ExecService:
         Raises Conflict (already started, the container not running or paused) and
         ContainerStartError (126/127 like ``run``) when the process cannot be started.
         """
-        instance = self.get(exec_id)
-        if instance.started:
-            raise Conflict(f"Exec {exec_id} has already been started")
+        instance = self.check_startable(exec_id)
         record = self._running(instance.container_id)
         instance.started = True
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import struct
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -584,13 +585,33 @@ class Api:
         a terminal); else its output as a multiplexed stream body, until the end."""
         body = await request.json() or {}
         detach = isinstance(body, dict) and bool(body.get("Detach"))
-        instance = await self.execs.start(request.params["name"], detach)
+        exec_id = request.params["name"]
+        if request.wants_upgrade and not detach:
+            return self._hijacked_exec(exec_id)
+        instance = await self.execs.start(exec_id, detach)
         if detach:
             return Response.empty(200)
-        if request.wants_upgrade:
-            return Response.hijacked(instance.session,
-                                     _RAW if instance.config.tty else _MULTIPLEXED)
         return Response(content_type=_MULTIPLEXED, stream=instance.frames())
+
+    def _hijacked_exec(self, exec_id: str) -> Response:
+        """dockerd's order: checks first (an HTTP error), then "101 UPGRADED", and only
+        then the process starts.  Its output never travels with the 101's headers, where
+        a client that reads the raw socket after them (docker-py) would lose it.  A start
+        that fails now is told in the stream; its exit code (126/127) is exec inspect's."""
+        tty = self.execs.check_startable(exec_id).config.tty
+
+        async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          leftover: bytes) -> None:
+            try:
+                instance = await self.execs.start(exec_id, False)
+            except PycontainError as exc:
+                text = (exc.message + "\r\n").encode()
+                writer.write(text if tty else struct.pack(">BxxxL", 2, len(text)) + text)
+                await writer.drain()
+                return
+            await instance.session(reader, writer, leftover)
+
+        return Response.hijacked(session, _RAW if tty else _MULTIPLEXED)
 
     async def resize_exec(self, request: Request) -> Response:
         rows, cols = request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0
