@@ -29,6 +29,7 @@ from pycontain.client import Client
 from pycontain.errors import PycontainError
 from pycontain.images.config import host_architecture
 from tests.conftest import BIN, Daemon, isolated_daemon
+from tests.e2e.conftest import MULTILAYER
 from tests.registry_server import (
     FaultyProxy,
     LocalRegistry,
@@ -43,20 +44,10 @@ pytestmark = [pytest.mark.root, pytest.mark.skipif(
     shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
     reason="needs docker-registry and skopeo (make setup)")]
 
-MULTILAYER = "pycontain-test/multilayer"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 GZIP_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
-
-
-@pytest.fixture(scope="session")
-def registry(test_images: Path) -> Iterator[LocalRegistry]:
-    """The registry, with busybox and the multi-layer image pushed by skopeo."""
-    with running_registry() as reg:
-        reg.push_archive(test_images / "busybox.tar", "library/busybox:latest")
-        reg.push_archive(test_images / "multilayer.tar", f"{MULTILAYER}:latest")
-        yield reg
 
 
 def _layers_root(daemon: Daemon) -> Path:
