@@ -9,7 +9,7 @@ APT_PACKAGES := busybox-static runc skopeo umoci python3 python3-venv python3-de
                 libcap-dev libseccomp-dev iproute2 nftables procps psmisc kmod docker-registry apache2-utils
 IMAGES := rootfs/out/busybox.tar rootfs/out/multilayer.tar
 
-.PHONY: setup system-packages venv images demo test unit lint bench clean
+.PHONY: setup system-packages docker-client venv images demo test unit lint bench clean
 
 setup: system-packages venv
 
@@ -18,6 +18,25 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(MAKE) --no-print-directory docker-client
+
+# The docker client (tests/e2e/test_docker_cli.py, bench/) only ever talks to pycontaind.
+# Debian's docker.io brings /usr/bin/docker; its dockerd must not run: policy-rc.d keeps
+# the package from starting it, and its units are disabled.
+docker-client:
+	@if ! command -v docker >/dev/null 2>&1; then \
+		echo "installing: docker.io (for its docker client)"; \
+		policy=/usr/sbin/policy-rc.d; own_policy=; \
+		if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; \
+			chmod 755 $$policy; own_policy=1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends docker.io >/dev/null; status=$$?; \
+		if [ -n "$$own_policy" ]; then rm -f $$policy; fi; \
+		if command -v systemctl >/dev/null 2>&1; then \
+			systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true; \
+		fi; \
+		exit $$status; \
 	fi
 
 venv: $(VENV)/.installed

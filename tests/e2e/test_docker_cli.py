@@ -69,12 +69,17 @@ def test_version_and_info(docker: DockerCli) -> None:
     version = docker("version").stdout
     assert "Server: pycontain" in version
     assert "API version:      1.41 (minimum version 1.24)" in version
-    assert "1.41 (downgraded from" in version  # the CLI negotiated down to the daemon's
+    # the client's API: its own when it is 1.41 (Debian 12's docker.io, 20.10), else
+    # negotiated down to the daemon's ("1.41 (downgraded from 1.50)" for 28.x)
+    client_api = docker("version", "--format", "{{.Client.APIVersion}}").stdout.strip()
+    assert client_api == "1.41"
     server = docker("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}} "
                     "{{.Server.Os}}").stdout.split()
     assert server == ["0.1.0", "1.41", "linux"]
     info = docker("info")
-    assert info.stderr == ""  # no field the CLI missed or could not parse
+    # nothing the CLI could not read; older clients print WARNING lines for the features
+    # the daemon says it lacks (CPUSet, bridge-nf-call-iptables), which is right
+    assert all(line.startswith("WARNING:") for line in info.stderr.splitlines()), info.stderr
     assert "Server Version: 0.1.0" in info.stdout and "Swarm: inactive" in info.stdout
     fields = json.loads(docker("info", "--format", "{{json .}}").stdout)
     assert fields["OSType"] == "linux" and fields["Driver"] == "overlay"
