@@ -4,7 +4,10 @@
   against podman and docker when they are installed and answer;
 - 50 containers started 10 at a time (create + start through the API);
 - the daemon's idle RSS and the private memory (USS) of one container's shim;
-- a soak: 200 `run --rm true` cycles from 10 parallel clients, in containers a second.
+- a soak: 200 `run --rm true` cycles from 10 parallel clients, in containers a second;
+- the docker CLI driving pycontaind (DOCKER_HOST at its socket): `docker run --rm busybox
+  true` and `docker run -d` + `docker rm -f`, and the same against dockerd when one
+  answers on its default socket (none is installed or started by the bench).
 
 It runs its own daemon with its own data root, socket and cgroup parent, and removes
 everything it made.
@@ -34,6 +37,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BUSYBOX_TAR = REPO / "rootfs" / "out" / "busybox.tar"
+DOCKER = shutil.which("docker")
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 sys.path.insert(0, str(REPO))
 
@@ -52,8 +56,48 @@ def median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
     return statistics.median(samples)
 
 
-def run_quiet(args: list[str]) -> None:
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_quiet(args: list[str], env: dict[str, str] | None = None) -> None:
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=env)
+
+
+def docker_run_detached_then_rm(env: dict[str, str] | None = None) -> None:
+    """`docker run -d busybox sleep 60` then `docker rm -f` of it: a create, start and
+    remove through the docker CLI without an attach."""
+    assert DOCKER is not None
+    out = subprocess.run([DOCKER, "run", "-d", "busybox:latest", "sleep", "60"], check=True,
+                         capture_output=True, text=True, env=env).stdout.strip()
+    run_quiet([DOCKER, "rm", "-f", out], env=env)
+
+
+def docker_cli_env(host: str, config_dir: Path) -> dict[str, str]:
+    """The docker CLI's environment to talk to pycontaind (a throwaway config dir)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(config_dir),
+            "DOCKER_HOST": host, "DOCKER_CONFIG": str(config_dir)}
+
+
+def bench_docker_cli(host: str, workdir: Path, runs: int) -> dict[str, float]:
+    """The docker CLI against pycontaind, then against dockerd if one answers."""
+    results: dict[str, float] = {}
+    if DOCKER is None:
+        print("(docker CLI: not installed; `make setup` installs docker.io; skipped)")
+        return results
+    config_dir = workdir / "docker-config"
+    config_dir.mkdir(exist_ok=True)
+    env = docker_cli_env(host, config_dir)
+    results["docker CLI -> pycontaind: run --rm true"] = median_ms(
+        partial(run_quiet, [DOCKER, "run", "--rm", "busybox:latest", "true"], env), runs)
+    results["docker CLI -> pycontaind: run -d + rm -f"] = median_ms(
+        partial(docker_run_detached_then_rm, env), runs)
+    if engine_works([DOCKER]):
+        run_quiet([DOCKER, "load", "-i", str(BUSYBOX_TAR)])
+        results["docker CLI -> dockerd: run --rm true"] = median_ms(
+            partial(run_quiet, [DOCKER, "run", "--rm", "busybox:latest", "true"]), runs)
+        results["docker CLI -> dockerd: run -d + rm -f"] = median_ms(
+            docker_run_detached_then_rm, runs)
+    else:
+        print("(dockerd not available: the docker CLI is measured against pycontaind only)")
+    return results
 
 
 def run_quiet_allowing_failure(args: list[str]) -> None:
@@ -139,6 +183,8 @@ def engine_works(cmd: list[str]) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--docker-only", action="store_true",
+                        help="only the docker CLI measures (and pycontain run for reference)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench needs root")
@@ -148,6 +194,10 @@ def main() -> None:
     try:
         pc = [str(BIN / "pycontain"), "-H", daemon.host, "run", "--rm", "busybox", "true"]
         results["pycontain run --rm busybox true"] = median_ms(lambda: run_quiet(pc), args.runs)
+        results.update(bench_docker_cli(daemon.host, workdir, args.runs))
+        if args.docker_only:
+            print_docker_results(results)
+            return
         no_net = [*pc[:4], "--network", "none", *pc[4:]]
         results["pycontain run --rm --network none (no bridge)"] = median_ms(
             lambda: run_quiet(no_net), args.runs)
@@ -158,14 +208,13 @@ def main() -> None:
             results["runc run (same rootfs) true"] = median_ms(
                 lambda: run_quiet(["runc", "run", "-b", str(bundle), f"b{secrets.token_hex(4)}"]),
                 args.runs)
-        for engine in (["podman"], ["docker"]):
-            if engine_works(engine):
-                run_quiet([*engine, "load", "-i", str(BUSYBOX_TAR)])
-                results[f"{engine[0]} run --rm busybox true"] = median_ms(
-                    partial(run_quiet, [*engine, "run", "--rm", "busybox:latest", "true"]),
-                    args.runs)
-            else:
-                print(f"({engine[0]}: not installed or not running; skipped)")
+        if engine_works(["podman"]):
+            run_quiet(["podman", "load", "-i", str(BUSYBOX_TAR)])
+            results["podman run --rm busybox true"] = median_ms(
+                partial(run_quiet, ["podman", "run", "--rm", "busybox:latest", "true"]),
+                args.runs)
+        else:
+            print("(podman: not installed or not running; skipped)")
 
         def soak(cmd: list[str]) -> float:
             """200 `run --rm true` cycles from 10 parallel clients: containers a second."""
@@ -206,13 +255,14 @@ def main() -> None:
         daemon.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\n{'benchmark':<44}{'median ms':>12}")
+    print(f"\n{'benchmark':<46}{'median ms':>12}")
     for name, value in results.items():
-        print(f"{name:<44}{value:>12.1f}")
+        print(f"{name:<46}{value:>12.1f}")
     base = results.get("pycontain run --rm busybox true", 0)
     for name, value in results.items():
-        if name.endswith("true") and "pycontain" not in name:
+        if name.endswith("true") and "pycontain" not in name and "docker CLI" not in name:
             print(f"ratio pycontain / {name.split(' ')[0]}: {base / value:.2f}x")
+    print_docker_ratios(results)
     for name, rate in throughput.items():
         print(f"soak, 200 run --rm cycles from 10 clients: {name} {rate:.1f} containers/s")
     if "docker" in throughput:
@@ -222,6 +272,24 @@ def main() -> None:
     print(f"shim private memory (USS, median of 10): {uss:.2f} MB (target < 2 MB)")
     print(f"50 containers 10 at a time: {results['50 containers, 10 at a time (total)']:.0f} ms "
           "(target < 1500 ms)")
+
+
+def print_docker_ratios(results: dict[str, float]) -> None:
+    own = results.get("pycontain run --rm busybox true")
+    via_docker = results.get("docker CLI -> pycontaind: run --rm true")
+    if own and via_docker:
+        print(f"docker CLI / pycontain CLI, run --rm true against pycontaind: "
+              f"{via_docker / own:.2f}x")
+    dockerd = results.get("docker CLI -> dockerd: run --rm true")
+    if via_docker and dockerd:
+        print(f"docker CLI run --rm true, pycontaind / dockerd: {via_docker / dockerd:.2f}x")
+
+
+def print_docker_results(results: dict[str, float]) -> None:
+    print(f"\n{'benchmark':<46}{'median ms':>12}")
+    for name, value in results.items():
+        print(f"{name:<46}{value:>12.1f}")
+    print_docker_ratios(results)
 
 
 if __name__ == "__main__":
