@@ -98,15 +98,23 @@ _ENDPOINT: Final[dict[str, tuple[Any, ...]]] = {
 _EMPTY: Final[tuple[Any, ...]] = (None, "", 0, False, [], {})
 
 
-def _is_set(value: Any, defaults: tuple[Any, ...]) -> bool:
-    if isinstance(value, dict) and value and all(v in _EMPTY for v in value.values()):
-        return False  # {"IPv4Address": ""}: an object of zero values is not set either
-    return not any(value == d and type(value) is type(d) for d in (*_EMPTY, *defaults))
+# Fields whose zero is a real setting (swappiness 0): only null and these defaults are unset.
+_ZERO_IS_SET: Final = frozenset({"MemorySwappiness"})
+# Objects whose keys are fixed (IPAMConfig's IPv4Address...): all values empty is unset.
+_FIXED_KEYS: Final = frozenset({"IPAMConfig"})
+
+
+def _is_set(key: str, value: Any, defaults: tuple[Any, ...]) -> bool:
+    if key in _FIXED_KEYS and isinstance(value, dict) and all(
+            v in _EMPTY for v in value.values()):
+        return False
+    unset = (None, *defaults) if key in _ZERO_IS_SET else (*_EMPTY, *defaults)
+    return not any(value == d and type(value) is type(d) for d in unset)
 
 
 def _refuse(section: dict[str, Any], table: dict[str, tuple[Any, ...]], where: str) -> None:
     for key, defaults in table.items():
-        if key in section and _is_set(section[key], defaults):
+        if key in section and _is_set(key, section[key], defaults):
             raise InvalidArgument(
                 f"{where}{key} is not supported by pycontain (got {section[key]!r}); "
                 "leave it unset")
