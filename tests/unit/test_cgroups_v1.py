@@ -306,3 +306,31 @@ def test_a_create_that_fails_half_way_leaves_no_directory(
 
     assert manager.list_ids() == []
     assert not any(cgroup.exists() for cgroup in manager.cgroup_dirs("c1"))
+
+
+def test_usage_reads_memory_cpu_and_pids(manager: CgroupV1Manager) -> None:
+    manager.create("c1", Resources(memory=64 * MiB, pids_limit=50))
+    memory, cpu, pids = (cgroup_of(manager, c) for c in ("memory", "cpuacct", "pids"))
+    (memory / "memory.usage_in_bytes").write_text("4096\n")
+    (memory / "memory.max_usage_in_bytes").write_text("8192\n")
+    (memory / "memory.stat").write_text("cache 0\nrss 4096\ntotal_inactive_file 0\n")
+    (cpu / "cpuacct.usage").write_text("123456789\n")
+    (pids / "pids.current").write_text("3\n")
+
+    usage = manager.usage("c1")
+
+    assert (usage.memory_usage, usage.memory_max_usage, usage.memory_limit) == \
+        (4096, 8192, 64 * MiB)
+    assert usage.memory_stat == {"cache": 0, "rss": 4096, "total_inactive_file": 0}
+    assert (usage.cpu_total_ns, usage.cpu_user_ns) == (123456789, 0)  # no usage_user: 0
+    assert (usage.pids_current, usage.pids_limit) == (3, 50)
+
+
+def test_usage_reports_no_limit_as_zero(manager: CgroupV1Manager) -> None:
+    manager.create("c1", Resources())
+    (cgroup_of(manager, "memory") / "memory.limit_in_bytes").write_text(UNLIMITED + "\n")
+    (cgroup_of(manager, "pids") / "pids.max").write_text("max\n")
+    usage = manager.usage("c1")
+    assert (usage.memory_limit, usage.pids_limit) == (0, 0)
+    with pytest.raises(NotFound):
+        manager.usage("c2")

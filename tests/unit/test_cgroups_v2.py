@@ -307,3 +307,20 @@ def test_a_refused_limit_makes_no_container_cgroup(tmp_path: Path, kernel: FakeC
         manager.create("c1", Resources(pids_limit=3))
 
     assert manager.list_ids() == []
+
+
+def test_usage_reads_memory_cpu_and_pids(manager: CgroupV2Manager) -> None:
+    manager.create("c1", Resources(memory=64 * 1024 * 1024))
+    cgroup = manager.cgroup_path("c1")
+    (cgroup / "memory.current").write_text("4096\n")
+    (cgroup / "memory.stat").write_text("anon 4096\ninactive_file 0\n")
+    (cgroup / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
+    (cgroup / "pids.current").write_text("2\n")
+
+    usage = manager.usage("c1")
+
+    assert (usage.memory_usage, usage.memory_limit) == (4096, 64 * 1024 * 1024)
+    assert usage.memory_stat == {"anon": 4096, "inactive_file": 0}
+    assert (usage.cpu_total_ns, usage.cpu_user_ns, usage.cpu_system_ns) == \
+        (1_500_000, 1_000_000, 500_000)
+    assert (usage.pids_current, usage.pids_limit) == (2, 0)  # pids.max "max": no limit
