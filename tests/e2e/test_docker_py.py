@@ -12,16 +12,25 @@ import re
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
 from docker.models.containers import Container
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, isolated_daemon
 from tests.registry_server import LocalRegistry
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def daemon(test_images: Path) -> Iterator[Daemon]:
+    """A daemon of this module's own: what docker-py pulls, tags, saves and prunes here
+    (digest references of pulled images included) stays out of the other modules' way."""
+    with isolated_daemon(test_images) as d:
+        yield d
 
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
