@@ -128,4 +128,5 @@ pc inspect -f 'OOMKilled={{.State.OOMKilled}} ExitCode={{.State.ExitCode}}' demo
 say "8. On macOS or Windows there is no Linux kernel: Docker runs a Linux VM. pycontain ships a Vagrantfile for that:"
 echo "  vagrant up && vagrant ssh -c 'sudo pycontain run busybox ls'"
 
-say "That's the whole story. Try it yourself:  $BIN/pycontain run --rm busybox sh -c 'hostname; ps'"
+say "That's the whole story. Try it yourself, a shell inside a container (exit or Ctrl-P Ctrl-Q to leave):"
+echo "  $BIN/pycontain run -it --rm busybox sh"

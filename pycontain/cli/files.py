@@ -33,8 +33,11 @@ __all__ = ["VERBS"]
 CP = Command(
     "cp", "CONTAINER:SRC_PATH DEST_PATH|-  or  SRC_PATH|- CONTAINER:DEST_PATH",
     "Copy files/folders between a container and the local filesystem",
+    (Flag("archive", "a", help="Archive mode (copy all uid/gid information)"),
+     Flag("follow-link", "L", help="Always follow symbol link in SRC_PATH")),
     min_args=2, max_args=2,
 )
+_MAX_LINKS = 40
 EXPORT = Command(
     "export", "CONTAINER", "Export a container's filesystem as a tar archive",
     (Flag("output", "o", VALUE, "Write to a file, instead of STDOUT"),),
@@ -73,27 +76,55 @@ def _stat(ctx: Context, name: str, path: str) -> dict[str, Any] | None:
 
 
 def _rename(member: tarfile.TarInfo, old: str, new: str) -> None:
-    head, _, rest = member.name.partition("/")
+    """``old/x`` -> ``new/x`` (``new`` "": ``x``, and the top entry's name becomes "")."""
+    head, _, rest = member.name.rstrip("/").partition("/")
     if head == old:
-        member.name = new + ("/" + rest if rest else "")
+        member.name = "/".join(part for part in (new, rest) if part)
 
 
-def _copy_out(ctx: Context, name: str, src: str, dest: str) -> int:
+def _contents_only(path: str) -> bool:
+    """``DIR/.``: the directory's contents, not the directory (Docker's cp)."""
+    return path.rstrip("/").endswith("/.") or path.rstrip("/") == "."
+
+
+def _resolve_link(ctx: Context, name: str, path: str) -> str:
+    """``-L``: the container path after its symlinks (resolved in the container)."""
+    for _ in range(_MAX_LINKS):
+        stat = _stat(ctx, name, path)
+        target = (stat or {}).get("linkTarget") or ""
+        if not target:
+            return path
+        path = posixpath.join(posixpath.dirname(posixpath.normpath("/" + path)), target)
+    raise InvalidArgument(f"too many levels of symbolic links: {path}")
+
+
+def _owned_by(member: tarfile.TarInfo, uid: int, gid: int) -> tarfile.TarInfo:
+    member.uid, member.gid, member.uname, member.gname = uid, gid, "", ""
+    return member
+
+
+def _copy_out(ctx: Context, name: str, src: str, dest: str, archive: bool,
+              follow: bool) -> int:
+    source = _resolve_link(ctx, name, src) if follow else src
     reply = ctx.client.request("GET", f"/containers/{quote_path(name)}/archive",
-                               query={"path": src})
+                               query={"path": source})
     if dest == "-":
         out = ctx.binary_streams()[0]
         for chunk in reply.iter_chunks():
             out.write(chunk)
         out.flush()
         return 0
-    if os.path.isdir(dest):
-        target, old, new = dest, "", ""
+    top = posixpath.basename(posixpath.normpath("/" + source)) or "."
+    wanted = posixpath.basename(posixpath.normpath("/" + src)) or "."
+    if _contents_only(src):
+        os.makedirs(dest, exist_ok=True)
+        target, new = dest, ""
+    elif os.path.isdir(dest):
+        target, new = dest, wanted
     else:
         target = os.path.dirname(os.path.abspath(dest))
         if not os.path.isdir(target):
             raise InvalidArgument(f"destination directory {target} does not exist")
-        old = posixpath.basename(posixpath.normpath("/" + src)) or "."
         new = os.path.basename(os.path.abspath(dest))
     with tempfile.TemporaryFile() as spool:
         for chunk in reply.iter_chunks():
@@ -101,20 +132,31 @@ def _copy_out(ctx: Context, name: str, src: str, dest: str) -> int:
         spool.seek(0)
         with tarfile.open(fileobj=spool, mode="r|") as tar:
             for member in tar:
-                if old:
-                    _rename(member, old, new)
+                _rename(member, top, new)
+                if not member.name:  # the directory itself, with DIR/.
+                    continue
+                if not archive:  # as Docker's: the files are the caller's
+                    _owned_by(member, os.getuid(), os.getgid())
                 tar.extract(member, target, filter="tar")
     return 0
 
 
-def _copy_in(ctx: Context, src: str, name: str, dest: str) -> int:
+def _copy_in(ctx: Context, src: str, name: str, dest: str, archive: bool,
+             follow: bool) -> int:
     path = f"/containers/{quote_path(name)}/archive"
     stat = _stat(ctx, name, dest)
-    if stat is not None and int(stat.get("mode", 0)) & _GO_MODE_DIR:
+    dest_is_dir = stat is not None and bool(int(stat.get("mode", 0)) & _GO_MODE_DIR)
+    if dest_is_dir and not _contents_only(src):
         directory, arcname = dest, None
+    elif dest_is_dir:
+        directory, arcname = dest, ""
     else:
         directory, arcname = posixpath.dirname(posixpath.normpath("/" + dest)), \
             posixpath.basename(posixpath.normpath("/" + dest))
+
+    def owner(member: tarfile.TarInfo) -> tarfile.TarInfo:
+        return member if archive else _owned_by(member, 0, 0)  # root's in the container
+
     with tempfile.TemporaryFile() as spool:
         if src == "-":
             source: IO[bytes] = sys.stdin.buffer
@@ -123,10 +165,15 @@ def _copy_in(ctx: Context, src: str, name: str, dest: str) -> int:
         else:
             if not os.path.lexists(src):
                 raise InvalidArgument(f"could not find the file {src} on the local host")
-            local_name = arcname or os.path.basename(os.path.abspath(src))
+            local = os.path.realpath(src) if follow else src
             with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 try:
-                    tar.add(src, arcname=local_name)
+                    if arcname == "":  # DIR/. into a directory: its entries one by one
+                        for entry in sorted(os.listdir(local)):
+                            tar.add(os.path.join(local, entry), arcname=entry, filter=owner)
+                    else:
+                        tar.add(local, filter=owner, arcname=arcname or os.path.basename(
+                            os.path.abspath(src.rstrip("/.") if _contents_only(src) else src)))
                 except OSError as exc:
                     raise InvalidArgument(os_error_text(src, exc)) from exc
         spool.seek(0)
@@ -139,10 +186,11 @@ def cmd_cp(ctx: Context, opts: Options) -> int:
     if (src_name is None) == (dest_name is None):
         raise InvalidArgument("copying between containers or between local paths is not "
                               "supported: one of the paths must name a container")
+    archive, follow = opts.flag("archive"), opts.flag("follow-link")
     if src_name is not None:
-        return _copy_out(ctx, src_name, src, dest)
+        return _copy_out(ctx, src_name, src, dest, archive, follow)
     assert dest_name is not None
-    return _copy_in(ctx, src, dest_name, dest)
+    return _copy_in(ctx, src, dest_name, dest, archive, follow)
 
 
 def cmd_export(ctx: Context, opts: Options) -> int:

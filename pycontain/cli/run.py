@@ -9,7 +9,9 @@ API calls, in Docker's order:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from pycontain.cli.common import Context, Verb, each, os_error_text, quote_path
@@ -271,6 +273,29 @@ def start_failure_code(message: str) -> int:
     return 125
 
 
+PROXIED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+@contextlib.contextmanager
+def signals_proxied(ctx: Context, container_id: str) -> Iterator[None]:
+    """Docker's sig-proxy for attached containers without a terminal: the signals we get
+    (Ctrl-C's SIGINT among them) go to the container's process instead of ending us."""
+    import signal
+
+    def forward(signum: int, _: object) -> None:
+        with contextlib.suppress(PycontainError):
+            ctx.client.request("POST", f"/containers/{quote_path(container_id)}/kill",
+                               query={"signal": signal.Signals(signum).name})
+
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (getattr(signal, name) for name in PROXIED_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def attach_and_wait(ctx: Context, container_id: str, condition: str, start: bool) -> int:
     """Follow a container's next run to its end and return its exit code (Docker's order).
 
@@ -287,8 +312,9 @@ def attach_and_wait(ctx: Context, container_id: str, condition: str, start: bool
         result = waiting.finish()
         if start and (failure := _start_or_exit_code(ctx, container_id)) is not None:
             return failure
-        copy_multiplexed(output.iter_chunks(), *ctx.binary_streams())
-        reply = result.json() or {}
+        with signals_proxied(ctx, container_id):
+            copy_multiplexed(output.iter_chunks(), *ctx.binary_streams())
+            reply = result.json() or {}
     finally:
         attached.close()
         waiting.close()
@@ -321,13 +347,14 @@ def attach_session(ctx: Context, container_id: str, condition: str, start: bool,
         resize = resizer(ctx.client, path)
         session = Session(connection, tty, stdin, keys, *ctx.binary_streams())
         raw = tty and stdin and sys.stdin.isatty()
-        with raw_terminal(resize) if raw else nullcontext():
-            if tty:
-                resize()
-            session.run()
-        if session.detached:
-            return 0
-        reply = result.json() or {}
+        with nullcontext() if tty else signals_proxied(ctx, container_id):
+            with raw_terminal(resize) if raw else nullcontext():
+                if tty:
+                    resize()
+                session.run()
+            if session.detached:
+                return 0
+            reply = result.json() or {}
     finally:
         connection.close()
         waiting.close()

@@ -799,7 +799,7 @@ class ContainerManager:
 
         return stream()
 
-    def open_attach(self, ref: str) -> asyncio.Future[ShimConnection | None]:
+    async def open_attach(self, ref: str) -> asyncio.Future[ShimConnection | None]:
         """For a container with stdin open or a terminal: a connection to its shim's
         attach socket (containers/attach.py), now when it runs, else at its next start,
         before its program starts (so that nothing of its output is missed).  The
@@ -810,11 +810,14 @@ class ContainerManager:
                                   "terminal to attach to")
         future: asyncio.Future[ShimConnection | None] = (
             asyncio.get_running_loop().create_future())
-        if record.state.status in (Status.RUNNING, Status.PAUSED):
-            task = asyncio.ensure_future(connect_to_shim(str(self._state_dir(record.id))))
-            task.add_done_callback(lambda t: _settle(future, t))
-        else:
+        if record.state.status not in (Status.RUNNING, Status.PAUSED):
             self._attach_waiters.setdefault(record.id, []).append(future)
+            return future
+        try:
+            future.set_result(await connect_to_shim(str(self._state_dir(record.id))))
+        except OSError as exc:
+            raise Conflict(f"cannot attach to container {record.short_id}: its shim does "
+                           f"not answer ({exc.strerror or exc})") from exc
         return future
 
     async def _connect_attach_waiters(self, record: ContainerRecord) -> None:
@@ -1078,20 +1081,6 @@ async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdou
     finally:
         if current is not log_file:
             current.close()
-
-
-def _settle(future: asyncio.Future[ShimConnection | None],
-            task: asyncio.Task[ShimConnection]) -> None:
-    """Pass a connection attempt's outcome on to the future (closing it if unwanted)."""
-    if task.cancelled() or task.exception() is not None:
-        if not future.done():
-            future.set_result(None)
-        return
-    connection = task.result()
-    if future.done():
-        connection[1].close()
-    else:
-        future.set_result(connection)
 
 
 def parse_shim_event(line: bytes) -> dict[str, Any]:

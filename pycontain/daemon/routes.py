@@ -471,7 +471,7 @@ class Api:
             stdin=request.flag("stdin") and config.open_stdin, stdout=stdout, stderr=stderr,
             tty=config.tty, stdin_once=config.stdin_once,
             detach_keys=parse_detach_keys(request.arg("detachKeys") or ""))
-        pending = self.containers.open_attach(name)
+        pending = await self.containers.open_attach(name)
 
         async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                           leftover: bytes) -> None:

@@ -4,6 +4,7 @@ symlinks), export + import, diff, commit then run, logs --since/--until."""
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import time
 from collections.abc import Iterator
@@ -97,6 +98,37 @@ def test_cp_never_follows_a_hostile_symlink_out_of_the_container(
     back = tmp_path / "back"
     daemon.cli("cp", f"{running}:{host_dir}/payload", str(back), check=True)
     assert back.read_text() == "pwned\n"
+
+
+def test_cp_directory_contents_ownership_and_follow_link(daemon: Daemon, running: str,
+                                                         tmp_path: Path) -> None:
+    """``DIR/.`` copies the contents; without -a the copies are the caller's (out) or
+    root's (in), with -a they keep their ids; -L follows a link inside the container."""
+    daemon.cli("exec", running, "chown", "1234:5678", "/data/one", check=True)
+    daemon.cli("cp", f"{running}:/data/.", str(tmp_path / "contents"), check=True)
+    assert sorted(p.name for p in (tmp_path / "contents").iterdir()) == ["link", "one", "sub"]
+    assert (tmp_path / "contents" / "one").stat().st_uid == 0
+    daemon.cli("cp", "-a", f"{running}:/data/one", str(tmp_path / "kept"), check=True)
+    kept = (tmp_path / "kept").stat()
+    assert (kept.st_uid, kept.st_gid) == (1234, 5678)
+    daemon.cli("cp", f"{running}:/data/link", str(tmp_path / "as-link"), check=True)
+    assert (tmp_path / "as-link").is_symlink()
+    daemon.cli("cp", "-L", f"{running}:/data/link", str(tmp_path / "followed"), check=True)
+    assert (tmp_path / "followed").read_text() == "one\n"
+    assert not (tmp_path / "followed").is_symlink()
+
+    local = tmp_path / "local"
+    (local / "deeper").mkdir(parents=True)
+    (local / "file").write_text("local file\n")
+    os.chown(local / "file", 4321, 4321)
+    daemon.cli("cp", f"{local}/.", f"{running}:/data/sub", check=True)
+    daemon.cli("cp", f"{local}/.", f"{running}:/fresh", check=True)
+    daemon.cli("cp", "-a", str(local / "file"), f"{running}:/archived", check=True)
+    listing = daemon.cli("exec", running, "sh", "-c",
+                         "ls /data/sub /fresh; stat -c %u:%g /fresh/file /archived",
+                         check=True).stdout.split()
+    assert listing == ["/data/sub:", "deeper", "file", "two", "/fresh:", "deeper", "file",
+                       "0:0", "4321:4321"]
 
 
 def test_cp_into_and_out_of_a_stopped_container(daemon: Daemon, running: str,

@@ -313,3 +313,21 @@ def test_interactive_container_survives_a_daemon_restart(test_images: object) ->
         child.sendline("exit 8")
         assert finish(child) == 8
         d.cli("rm", "kept", check=True)
+
+
+@pytest.mark.parametrize("flags", [(), ("-i",)])
+def test_signals_reach_a_container_without_a_terminal(daemon: Daemon,
+                                                       flags: tuple[str, ...]) -> None:
+    """Docker's sig-proxy: Ctrl-C's SIGINT (and SIGTERM...) to the CLI go to the container."""
+    cli = subprocess.Popen(
+        [str(BIN / "pycontain"), "-H", daemon.host, "run", "--rm", *flags, "busybox", "sh",
+         "-c", 'trap "echo got-INT; exit 5" INT; echo ready; while :; do sleep 0.1; done'],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == b"ready\n"
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=20)
+    finally:
+        cli.kill()
+    assert (cli.returncode, out, err) == (5, b"got-INT\n", b"")
