@@ -40,7 +40,7 @@ from pycontain.errors import (
 )
 from pycontain.images import ImageStore, host_architecture, is_image_id
 from pycontain.runtime.attach import parse_detach_keys
-from pycontain.timefmt import rfc3339_nano
+from pycontain.timefmt import parse_rfc3339_nano, rfc3339_nano
 
 if TYPE_CHECKING:
     from pycontain.images.pull import Puller
@@ -302,8 +302,22 @@ class Api:
                               "Volumes": [], "BuildCache": []})
 
     async def prune_containers(self, request: Request) -> Response:
+        """Stopped containers; filters ``until`` (Unix seconds or RFC 3339), ``label`` and
+        ``label!`` (KEY or KEY=VALUE)."""
+        filters = views.parse_filters(request.arg("filters"))
+        for key in filters:
+            if key not in ("until", "label", "label!"):
+                raise InvalidArgument(f"invalid filter '{key}'")
+        until = min((_until_ns(v) for v in filters.get("until", [])), default=None)
         deleted, reclaimed = [], 0
         for record in list(self.containers.records.values()):
+            labels = record.config.labels
+            if until is not None and record.created >= until:
+                continue
+            if not all(_label_matches(labels, v) for v in filters.get("label", [])):
+                continue
+            if any(_label_matches(labels, v) for v in filters.get("label!", [])):
+                continue
             if record.state.status in (Status.CREATED, Status.EXITED, Status.DEAD):
                 size = self.containers.writable_size(record.id)
                 await self.containers.remove(record.id)
@@ -314,6 +328,9 @@ class Api:
     async def prune_images(self, request: Request) -> Response:
         """Dangling (untagged) images, or with dangling=false every image no container uses."""
         filters = views.parse_filters(request.arg("filters"))
+        for key in filters:
+            if key not in ("dangling", "label", "label!"):
+                raise InvalidArgument(f"invalid filter '{key}'")
         only_dangling = filters.get("dangling", ["true"]) != ["false"]
         used = {r.image_id for r in self.containers.records.values()}
         before = self.images.list()
@@ -321,6 +338,10 @@ class Api:
         removed: list[dict[str, str]] = []
         for image in before:
             if image.id in used or (only_dangling and image.repo_tags):
+                continue
+            labels = image.config.labels
+            if not all(_label_matches(labels, v) for v in filters.get("label", [])) or any(
+                    _label_matches(labels, v) for v in filters.get("label!", [])):
                 continue
             removed += self.images.untag_or_remove(image.id, force=True)
         reclaimed = size_before - self.images.layers_size(self.images.list())
@@ -894,6 +915,19 @@ def _time_arg(value: str | None) -> int | None:
         return int(float(value) * 1_000_000_000)
     except ValueError as exc:
         raise InvalidArgument(f"invalid time {value!r}: use Unix seconds") from exc
+
+
+def _until_ns(value: str) -> int:
+    """A prune filter's ``until``: Unix seconds (with a fraction) or RFC 3339 (UTC)."""
+    try:
+        return int(float(value) * 1_000_000_000)
+    except ValueError:
+        pass
+    try:
+        return parse_rfc3339_nano(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid until {value!r}: use Unix seconds or RFC 3339") \
+            from exc
 
 
 def _label_matches(labels: dict[str, str], expr: str) -> bool:

@@ -201,7 +201,7 @@ def image_summary(image: Image) -> dict[str, Any]:
         "Id": image.id,
         "ParentId": "",
         "RepoTags": list(image.repo_tags) or ["<none>:<none>"],
-        "RepoDigests": [],
+        "RepoDigests": list(image.repo_digests),
         "Created": _image_created_seconds(image),
         "Size": image.size,
         "VirtualSize": image.size,
@@ -216,7 +216,7 @@ def image_inspect(image: Image) -> dict[str, Any]:
     return {
         "Id": image.id,
         "RepoTags": list(image.repo_tags),
-        "RepoDigests": [],
+        "RepoDigests": list(image.repo_digests),
         "Parent": "",
         "Comment": image.raw_config.get("comment", ""),
         "Created": image.created,

@@ -64,6 +64,7 @@ class Image:
     size: int
     config: ImageConfig
     raw_config: dict[str, Any] = field(hash=False, compare=False)
+    repo_digests: tuple[str, ...] = ()  # "name@sha256:..." of the manifests it was pulled by
 
 
 @dataclass(frozen=True)

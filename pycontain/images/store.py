@@ -390,11 +390,8 @@ class ImageStore:
 
     def _image(self, image_id: str) -> Image:
         config = self._config(image_id)
-        tags = sorted(
-            tag
-            for tag, target in self._read_repositories().items()
-            if target == image_id and "@" not in tag
-        )
+        names = [tag for tag, target in self._read_repositories().items() if target == image_id]
+        tags = sorted(tag for tag in names if "@" not in tag)
         size = sum(self._layer_size(diff_id) for diff_id in set(config.diff_ids))
         return Image(
             id=image_id,
@@ -406,6 +403,7 @@ class ImageStore:
             size=size,
             config=config.config,
             raw_config=config.raw,
+            repo_digests=tuple(sorted(tag for tag in names if "@" in tag)),
         )
 
     def _config(self, image_id: str) -> ConfigBlob:

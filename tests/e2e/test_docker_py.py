@@ -165,6 +165,8 @@ def test_pull_from_the_local_registry(client: docker.DockerClient,
     try:
         assert f"{repository}:latest" in image.tags
         assert image.id.startswith("sha256:")
+        digests = image.attrs["RepoDigests"]
+        assert len(digests) == 1 and digests[0].startswith(f"{repository}@sha256:")
         out = client.containers.run(f"{repository}:latest", ["echo", "pulled"], remove=True)
         assert out == b"pulled\n"
         with pytest.raises(docker.errors.APIError) as missing:
@@ -335,10 +337,18 @@ def test_remove_force_and_prune(client: docker.DockerClient) -> None:
     running.remove(force=True, v=True)
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(running.id)
-    exited = client.containers.run("busybox", ["true"], detach=True, name=_name("prune"))
-    exited.wait(timeout=30)
-    pruned = client.containers.prune()
-    assert exited.id in pruned["ContainersDeleted"]
+    kept = client.containers.run("busybox", ["true"], detach=True, name=_name("kept"))
+    exited = client.containers.run("busybox", ["true"], detach=True, name=_name("prune"),
+                                   labels={"prune": "me"})
+    for container in (kept, exited):
+        container.wait(timeout=30)
+    pruned = client.containers.prune(filters={"label": "prune=me"})
+    assert pruned["ContainersDeleted"] == [exited.id]
+    with pytest.raises(docker.errors.APIError) as bad:
+        client.containers.prune(filters={"dangling": "true"})
+    assert bad.value.status_code == 400 and "invalid filter 'dangling'" in str(
+        bad.value.explanation)
+    assert kept.id in client.containers.prune()["ContainersDeleted"]
 
 
 def test_events_follow_the_verbs(client: docker.DockerClient) -> None:
