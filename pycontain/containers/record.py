@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pycontain.containers.state import Status
-from pycontain.containers.unsupported import refuse_unsupported
+from pycontain.containers.unsupported import mounts_as_binds, refuse_unsupported
 from pycontain.errors import InvalidArgument
 from pycontain.fsutil import atomic_write_json
 from pycontain.security import policy as security_policy
@@ -181,7 +181,7 @@ def parse_create_body(body: Any) -> tuple[ContainerConfig, HostConfig]:
     policy, max_retries = _restart_policy(host.get("RestartPolicy"))
     if policy != "no" and host.get("AutoRemove"):
         raise InvalidArgument("Conflicting options: RestartPolicy and AutoRemove")
-    binds = _str_list(host, "Binds") or ()
+    binds = (_str_list(host, "Binds") or ()) + mounts_as_binds(host.get("Mounts"))
     for bind in binds:
         parse_bind(bind)
     network_mode = _network_mode(host.get("NetworkMode"))

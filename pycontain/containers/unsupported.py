@@ -17,7 +17,12 @@ from typing import Any, Final
 
 from pycontain.errors import InvalidArgument
 
-__all__ = ["refuse_unsupported", "refuse_unsupported_endpoint", "refuse_unsupported_network"]
+__all__ = [
+    "mounts_as_binds",
+    "refuse_unsupported",
+    "refuse_unsupported_endpoint",
+    "refuse_unsupported_network",
+]
 
 # field -> the values that mean "not set" besides the empty ones (None, "", 0, False, [], {})
 _CONFIG: Final[dict[str, tuple[Any, ...]]] = {
@@ -33,7 +38,6 @@ _CONFIG: Final[dict[str, tuple[Any, ...]]] = {
 _HOST_CONFIG: Final[dict[str, tuple[Any, ...]]] = {
     "VolumeDriver": (),
     "VolumesFrom": (),
-    "Mounts": (),
     "CgroupnsMode": ("private",),   # pycontain always unshares the cgroup namespace
     "Dns": (),
     "DnsOptions": (),
@@ -181,3 +185,36 @@ def refuse_unsupported_network(body: dict[str, Any]) -> None:
     for config in configs:
         if isinstance(config, dict):
             _refuse(config, _IPAM_CONFIG, "IPAM.Config.")
+
+
+_BIND_MOUNT: Final[dict[str, tuple[Any, ...]]] = {
+    "VolumeOptions": (), "TmpfsOptions": (), "ClusterOptions": (), "ImageOptions": ()}
+_BIND_OPTIONS: Final[dict[str, tuple[Any, ...]]] = {
+    "Propagation": ("rprivate",), "NonRecursive": (), "CreateMountpoint": (),
+    "ReadOnlyNonRecursive": (), "ReadOnlyForceRecursive": ()}
+
+
+def mounts_as_binds(raw: Any) -> tuple[str, ...]:
+    """HostConfig.Mounts (``--mount``, docker-py's ``mounts``): bind mounts become ``Binds``
+    entries ("SRC:DST[:ro]"); any other type, or a bind option set, is refused by name."""
+    if not raw:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidArgument("HostConfig.Mounts must be a list")
+    binds = []
+    for index, mount in enumerate(raw):
+        where = f"HostConfig.Mounts[{index}]."
+        if not isinstance(mount, dict):
+            raise InvalidArgument(f"{where[:-1]} must be an object")
+        kind = mount.get("Type") or ""
+        if kind != "bind":
+            raise InvalidArgument(f"{where}Type {kind!r} is not supported by pycontain: only "
+                                  "bind mounts are")
+        _refuse(mount, _BIND_MOUNT, where)
+        if isinstance(mount.get("BindOptions"), dict):
+            _refuse(mount["BindOptions"], _BIND_OPTIONS, f"{where}BindOptions.")
+        source, target = mount.get("Source"), mount.get("Target")
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise InvalidArgument(f"{where[:-1]}: Source and Target must be strings")
+        binds.append(f"{source}:{target}{':ro' if mount.get('ReadOnly') else ''}")
+    return tuple(binds)

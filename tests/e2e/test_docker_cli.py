@@ -266,3 +266,18 @@ def test_system_df_and_prune(docker: DockerCli) -> None:
     assert df.splitlines()[0].split()[:2] == ["TYPE", "TOTAL"] and "Images" in df
     docker("container", "prune", "-f")
     assert "Total reclaimed space" in docker("image", "prune", "-f").stdout
+
+
+def test_bind_mounts_by_v_and_by_mount(docker: DockerCli, tmp_path: Path) -> None:
+    (tmp_path / "note").write_text("from the host\n")
+    by_v = docker("run", "--rm", "-v", f"{tmp_path}:/data:ro", "busybox", "cat", "/data/note")
+    assert by_v.stdout == "from the host\n"
+    spec = f"type=bind,source={tmp_path},target=/data,readonly"
+    by_mount = docker("run", "--rm", "--mount", spec, "busybox", "sh", "-c",
+                      "cat /data/note; touch /data/new", check=False)
+    assert by_mount.stdout == "from the host\n" and by_mount.returncode == 1
+    assert "Read-only file system" in by_mount.stderr and not (tmp_path / "new").exists()
+    volume = docker("run", "--rm", "--mount", "type=volume,target=/v", "busybox", "true",
+                    check=False)
+    assert volume.returncode == 125
+    assert "HostConfig.Mounts[0].Type 'volume' is not supported" in volume.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.types
 import pytest
 from docker.models.containers import Container
 
@@ -302,7 +303,7 @@ def test_networks_create_connect_disconnect_remove(client: docker.DockerClient,
 
 
 def test_errors_carry_the_daemons_message(client: docker.DockerClient,
-                                          made: list[Container]) -> None:
+                                          made: list[Container], tmp_path: Path) -> None:
     with pytest.raises(docker.errors.NotFound) as missing:
         client.containers.get("no-such-container")
     assert "No such container: no-such-container" in str(missing.value.explanation)
@@ -315,6 +316,16 @@ def test_errors_carry_the_daemons_message(client: docker.DockerClient,
     with pytest.raises(docker.errors.APIError) as dns:
         client.containers.create("busybox", ["true"], dns=["1.1.1.1"])
     assert "HostConfig.Dns" in str(dns.value.explanation)
+    with pytest.raises(docker.errors.APIError) as volume:
+        client.containers.create("busybox", ["true"],
+                                 mounts=[docker.types.Mount("/data", None, type="volume")])
+    assert "HostConfig.Mounts[0].Type 'volume' is not supported" in str(
+        volume.value.explanation)
+    (tmp_path / "note").write_text("bound\n")
+    bound = client.containers.run("busybox", ["cat", "/bound/note"], remove=True,
+                                  mounts=[docker.types.Mount("/bound", str(tmp_path),
+                                                             type="bind", read_only=True)])
+    assert bound == b"bound\n"
     # options at their defaults, and fields the daemon does not know, are no refusal
     fine = client.containers.create("busybox", ["true"], cpu_quota=0, oom_kill_disable=False,
                                     name=_name("defaults"))

@@ -66,7 +66,6 @@ def test_the_clis_defaults_and_unknown_fields_are_accepted() -> None:
     ("HostConfig", "MemorySwappiness", 0),
     ("HostConfig", "OomKillDisable", True),
     ("HostConfig", "PidMode", "host"),
-    ("HostConfig", "Mounts", [{"Type": "volume", "Target": "/data"}]),
     (None, "Volumes", {"/data": {}}),
     (None, "StopSignal", "SIGINT"),
     (None, "Healthcheck", {"Test": ["CMD", "true"]}),
@@ -167,3 +166,21 @@ def test_image_history_newest_first_with_layer_sizes() -> None:
     assert rows[0]["Id"] == image.id and rows[0]["Tags"] == ["x:1"]
     assert [r["Id"] for r in rows[1:]] == ["<missing>", "<missing>"]
     assert rows[0]["Created"] == 1704067202 and rows[0]["Comment"] == "c"
+
+
+def test_bind_mounts_become_binds_other_mounts_are_refused() -> None:
+    body = _with("HostConfig", Binds=["/srv:/srv"], Mounts=[
+        {"Type": "bind", "Source": "/tmp/a", "Target": "/a"},
+        {"Type": "bind", "Source": "/tmp/b", "Target": "/b", "ReadOnly": True,
+         "BindOptions": {"Propagation": "rprivate"}, "Consistency": "default"}])
+    assert parse_create_body(body)[1].binds == ("/srv:/srv", "/tmp/a:/a", "/tmp/b:/b:ro")
+    for mount, message in (
+            ({"Type": "volume", "Target": "/data"}, r"Mounts\[0\]\.Type 'volume' is not"),
+            ({"Type": "tmpfs", "Target": "/t"}, r"Mounts\[0\]\.Type 'tmpfs' is not"),
+            ({"Type": "bind", "Source": "/x", "Target": "/x",
+              "BindOptions": {"Propagation": "rshared"}},
+             r"Mounts\[0\]\.BindOptions\.Propagation is not supported"),
+            ({"Type": "bind", "Source": "relative", "Target": "/x"},
+             "invalid volume specification")):
+        with pytest.raises(InvalidArgument, match=message):
+            parse_create_body(_with("HostConfig", Mounts=[mount]))
