@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,3 +283,24 @@ def test_bind_mounts_by_v_and_by_mount(docker: DockerCli, tmp_path: Path) -> Non
                     check=False)
     assert volume.returncode == 125
     assert "HostConfig.Mounts[0].Type 'volume' is not supported" in volume.stderr
+
+
+def test_published_port_and_docker_port(docker: DockerCli, names: list[str]) -> None:
+    name = _name("web", names)
+    docker("run", "-d", "--name", name, "-p", "127.0.0.1::8080", "busybox", "sh", "-c",
+           "echo served > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
+    published = docker("port", name, "8080").stdout.strip()
+    host, _, port = published.partition(":")
+    assert host == "127.0.0.1" and int(port) > 0
+    listed = docker("ps", "--filter", f"name={name}", "--format", "{{.Ports}}").stdout
+    assert f"127.0.0.1:{port}->8080/tcp" in listed
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html",
+                                        timeout=5) as reply:
+                assert reply.read() == b"served\n"
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "the published port never answered"
+            time.sleep(0.1)
