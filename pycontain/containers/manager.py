@@ -770,9 +770,9 @@ class ContainerManager:
             for chunk in logs.iter_frames(logs.tail_entries(entries, tail), stdout, stderr,
                                           timestamps):
                 yield chunk
-            if follow and until is None:
+            if follow and (until is None or until > time.time_ns()):
                 async for chunk in _follow(log_file, offset, stopped, stdout, stderr,
-                                           timestamps, self.log_path(record)):
+                                           timestamps, self.log_path(record), until):
                     yield chunk
 
     def attach(self, ref: str, stdout: bool, stderr: bool) -> AsyncIterator[bytes]:
@@ -1055,13 +1055,15 @@ class ContainerManager:
 
 
 async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdout: bool,
-                  stderr: bool, timestamps: bool, path: Path) -> AsyncIterator[bytes]:
-    """New log entries as frames, from ``offset`` until the container stops; a rotated
-    log is read to its end, then the new one from its start."""
+                  stderr: bool, timestamps: bool, path: Path,
+                  until: int | None = None) -> AsyncIterator[bytes]:
+    """New log entries as frames, from ``offset`` until the container stops (or the time
+    ``until``, ns, comes); a rotated log is read to its end, then the new one from its
+    start."""
     current = log_file
     try:
         while True:
-            finished = stopped.is_set()
+            finished = stopped.is_set() or (until is not None and time.time_ns() >= until)
             entries, offset = logs.read_log_entries(current, offset)
             renewed = logs.reopen_if_rotated(current, path)
             if renewed is not None:
@@ -1070,6 +1072,8 @@ async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdou
                 if current is not log_file:
                     current.close()
                 current, offset = renewed, 0
+            if until is not None:
+                entries = logs.between(entries, None, until)
             for chunk in logs.iter_frames(entries, stdout, stderr, timestamps):
                 yield chunk
             if renewed is not None:

@@ -207,6 +207,26 @@ def test_logs_since_and_until(daemon: Daemon) -> None:
     daemon.cli("rm", cid, check=True)
 
 
+def test_logs_follow_until_a_time_to_come(daemon: Daemon) -> None:
+    """``logs -f --until T``: follows the running container and ends at T."""
+    cid = daemon.cli("run", "-d", "busybox", "sh", "-c",
+                     "i=0; while :; do echo line$i; i=$((i+1)); sleep 0.1; done",
+                     check=True).stdout.strip()
+    try:
+        until = time.time() + 1.5
+        started = time.monotonic()
+        out = daemon.cli("logs", "-f", "-t", "--until", f"{until:.3f}", cid, check=True)
+        took = time.monotonic() - started
+        lines = out.stdout.splitlines()
+        assert 0.8 < took < 8 and len(lines) >= 5
+        assert lines[-1].split()[1].startswith("line")
+        stamps = [line.split()[0] for line in lines]
+        last = daemon.cli("logs", "-t", "--until", stamps[-1], cid, check=True).stdout
+        assert len(last.splitlines()) == len(lines) - 1  # --until excludes its own instant
+    finally:
+        daemon.cli("rm", "-f", cid)
+
+
 def test_logs_rotate_and_keep_the_newest_files(daemon: Daemon) -> None:
     cid = daemon.cli("run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
                      "busybox", "sh", "-c", "i=0; while [ $i -lt 200 ]; do i=$((i+1));"

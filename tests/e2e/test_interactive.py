@@ -168,7 +168,7 @@ def test_start_ai_and_attach_refusals(daemon: Daemon) -> None:
 
 def test_terminal_restored_on_exit_and_on_sigterm(daemon: Daemon, tmp_path: object) -> None:
     """The CLI's terminal is in raw mode only while it is attached."""
-    name = f"restored-{os.urandom(3).hex()}"
+    name = unique("restore")
     script = (f"stty -g; {shlex.quote(str(BIN / 'pycontain'))} -H {daemon.host} "
               f"run --rm -it --name {name} busybox sh; echo code=$?; stty -g")
     child = pexpect.spawn("sh", ["-c", script], timeout=15, encoding="utf-8")
@@ -190,7 +190,9 @@ def test_terminal_restored_on_exit_and_on_sigterm(daemon: Daemon, tmp_path: obje
     assert child.match.group(1) == str(128 + signal.SIGTERM)
     assert child.match.group(2) == before
     finish(child)
-    daemon.cli("rm", "-f", name, check=True)  # as with Docker, the container outlives its client
+    # as Docker's: the container outlives the attached CLI
+    assert daemon.inspect(name)["State"]["Running"] is True  # type: ignore[index]
+    daemon.cli("rm", "-f", name, check=True)
 
 
 def test_it_needs_a_terminal(daemon: Daemon) -> None:
