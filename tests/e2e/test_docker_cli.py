@@ -260,6 +260,9 @@ def test_unsupported_options_are_refused_by_name(docker: DockerCli) -> None:
         refused = docker("run", "--rm", flag, value, "busybox", "true", check=False)
         assert refused.returncode == 125, (flag, refused.stderr)
         assert f"{field} is not supported by pycontain" in refused.stderr
+    unknown_cap = docker("run", "--rm", "--cap-add", "NOT_A_CAP", "busybox", "true",
+                         check=False)
+    assert unknown_cap.returncode == 125 and "unknown capability" in unknown_cap.stderr
     assert docker("run", "--rm", "--cpu-quota", "0", "busybox", "true").returncode == 0
 
 
