@@ -672,7 +672,7 @@ class Api:
     async def list_networks(self, request: Request) -> Response:
         """Filters: name (substring), id (prefix), driver, type (builtin or custom)."""
         filters = views.parse_filters(request.arg("filters"))
-        views_ = [self._network_view(name) for name in self._registry().infos]
+        found = [self._network_view(name) for name in self._registry().infos]
         tests: dict[str, Callable[[dict[str, Any], str], bool]] = {
             "name": lambda n, v: v in n["Name"],
             "id": lambda n, v: n["Id"].startswith(v),
@@ -682,8 +682,8 @@ class Api:
         for key, values in filters.items():
             if key not in tests:
                 raise InvalidArgument(f"invalid filter '{key}'")
-            views_ = [n for n in views_ if any(tests[key](n, v) for v in values)]
-        return Response.json(views_)
+            found = [n for n in found if any(tests[key](n, v) for v in values)]
+        return Response.json(found)
 
     async def inspect_network(self, request: Request) -> Response:
         return Response.json(self._network_view(request.params["name"]))
