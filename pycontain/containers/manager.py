@@ -77,6 +77,7 @@ log = logging.getLogger("pycontain.containers")
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
 START_TIMEOUT = 60.0
 LOG_POLL_INTERVAL = 0.05
+UNTIL_GRACE_NS = 100_000_000
 UNKNOWN_EXIT_CODE = 255
 
 
@@ -1063,7 +1064,9 @@ async def _follow(log_file: BinaryIO, offset: int, stopped: asyncio.Event, stdou
     current = log_file
     try:
         while True:
-            finished = stopped.is_set() or (until is not None and time.time_ns() >= until)
+            # an entry stamped just before ``until`` may land a moment later: one more look
+            finished = stopped.is_set() or (
+                until is not None and time.time_ns() >= until + UNTIL_GRACE_NS)
             entries, offset = logs.read_log_entries(current, offset)
             renewed = logs.reopen_if_rotated(current, path)
             if renewed is not None:
