@@ -21,6 +21,7 @@ from pycontain.cgroups import cpu_weight_from_shares
 from pycontain.cgroups.delegation import DAEMON_LEAF, DELEGATE_XATTR
 from pycontain.cgroups.detect import detect_cgroup_version
 from pycontain.client import Client
+from pycontain.errors import PycontainError
 from tests.conftest import Daemon, isolated_daemon
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -30,7 +31,7 @@ MiB = 1024 * 1024
 def _host_is_v2() -> bool:
     try:
         return detect_cgroup_version() == 2
-    except Exception:
+    except PycontainError:
         return False
 
 
@@ -151,6 +152,7 @@ def test_rm_force_kills_every_process_through_the_cgroup(daemon: Daemon) -> None
 
 
 def test_oom_kill_is_read_from_memory_events(daemon: Daemon) -> None:
+    """On v2, OOMKilled comes from oom_kill in the cgroup's memory.events."""
     result = daemon.cli("run", "--name", "oom-v2", "-m", "16m", "--memory-swap", "16m",
                         "busybox", "sh", "-c",
                         "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
