@@ -10,7 +10,7 @@
 # then powers off.
 repo=$1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1
+export HOME=/root LANG=C.UTF-8
 
 power_off() {
     sync
