@@ -237,9 +237,15 @@ def boot(command: list[str], timeout: float, echo: bool) -> tuple[list[str], boo
     """Run QEMU until it exits or ``timeout`` seconds pass; return its console lines, timed out.
 
     QEMU runs in a process group of its own and is killed (group and all) on the way out.
+
+    Raises:
+        VmTestError: QEMU could not be started.
     """
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        raise VmTestError(f"start {command[0]}: {exc.strerror or exc}") from exc
     assert process.stdout is not None
     lines: list[str] = []
     pending = b""
