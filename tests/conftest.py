@@ -57,6 +57,8 @@ class Daemon:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    wrapper: list[str] = field(default_factory=list)
+    """A command line the daemon's is appended to (it must exec it), e.g. to enter a cgroup."""
     subnet: IPv4Network = field(default_factory=lambda: IPv4Network("10.88.0.0/16"))
 
     @property
@@ -107,7 +109,7 @@ class Daemon:
 def _spawn_daemon(d: Daemon) -> subprocess.Popen[bytes]:
     with open(d.log_path, "ab") as log:
         proc = subprocess.Popen(
-            [str(BIN / "pycontaind"), "--data-root", str(d.data_root), "--exec-root",
+            [*d.wrapper, str(BIN / "pycontaind"), "--data-root", str(d.data_root), "--exec-root",
              str(d.exec_root), "-H", d.host, "--cgroup-parent", d.cgroup_parent,
              "--bridge", d.bridge, "--subnet", str(d.subnet), "--log-level", "debug"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -232,7 +234,8 @@ def test_images() -> Path:
 
 
 @contextlib.contextmanager
-def isolated_daemon(images: Path, env: dict[str, str] | None = None) -> Iterator[Daemon]:
+def isolated_daemon(images: Path, env: dict[str, str] | None = None,
+                    wrapper: list[str] | None = None) -> Iterator[Daemon]:
     """A pycontaind of its own (data root, exec root, socket, cgroup parent) with busybox
     loaded; on exit every container is removed, the daemon stopped, and the run checked
     for leftovers (mounts, cgroups, processes)."""
@@ -246,7 +249,7 @@ def isolated_daemon(images: Path, env: dict[str, str] | None = None) -> Iterator
     d = Daemon(tag=tag, root=root, data_root=root / "data", exec_root=root / "exec",
                socket=root / "pycontain.sock", cgroup_parent=f"pycontain-test-{tag}",
                process=None, log_path=root / "daemon.log",  # type: ignore[arg-type]
-               env=env or {}, subnet=free_subnet())
+               env=env or {}, wrapper=wrapper or [], subnet=free_subnet())
     d.start()
     try:
         d.cli("load", "-i", str(images / "busybox.tar"), check=True)

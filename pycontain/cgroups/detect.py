@@ -151,8 +151,12 @@ def open_cgroup_manager(
     cgroup_mount_point: Path = CGROUP_MOUNT_POINT,
     ops: KernelOps | None = None,
     timeout: float = 5.0,
+    delegated: str | None = None,
 ) -> CgroupManager:
     """The manager for this host's cgroup version, for container cgroups below ``parent``.
+
+    ``delegated`` (v2 only: what ``delegation.enter_delegated_subtree`` returned)
+    puts ``parent`` inside the cgroup systemd delegated to the daemon.
 
     Raises:
         InvalidArgument: ``parent`` is not a relative cgroup path.
@@ -160,5 +164,6 @@ def open_cgroup_manager(
     """
     entries = read_mountinfo(mountinfo)
     if detect_cgroup_version(entries, cgroup_mount_point) == 2:
-        return CgroupV2Manager(cgroup_mount_point, parent, ops=ops, timeout=timeout)
+        return CgroupV2Manager(cgroup_mount_point, parent, ops=ops, timeout=timeout,
+                               delegated=delegated)
     return CgroupV1Manager(find_v1_controller_mounts(entries), parent, ops=ops, timeout=timeout)

@@ -3,6 +3,8 @@
 A container's cgroup is ``<root>/<parent>/<container_id>``.  The controllers the
 limits need (memory, cpu, pids) are enabled in ``cgroup.subtree_control`` of
 every level from the root down to the parent, as far as each level offers them.
+Under systemd delegation (``delegation.py``) the parent lies inside the delegated
+cgroup, ``<root>/<delegated>/<parent>``, and nothing above ``<delegated>`` is written.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ class CgroupV2Manager:
     """Container cgroups below ``<root>/<parent>`` on a unified (v2) hierarchy.
 
     ``root`` is the cgroup2 mount point (``/sys/fs/cgroup`` on a v2 host; a
-    temporary fake tree in unit tests).  ``timeout`` bounds, in seconds, each
-    wait for the kernel: freezing, thawing and the removal of a busy cgroup.
+    temporary fake tree in unit tests).  ``delegated``, the cgroup systemd
+    delegated to the daemon (relative to ``root``), puts the parent inside it.
+    ``timeout`` bounds, in seconds, each wait for the kernel: freezing, thawing
+    and the removal of a busy cgroup.
 
     Raises (constructor):
         InvalidArgument: ``parent`` is not a relative cgroup path.
@@ -64,9 +68,12 @@ class CgroupV2Manager:
         *,
         ops: KernelOps | None = None,
         timeout: float = 5.0,
+        delegated: str | None = None,
     ) -> None:
         self.root = root
-        self.parent = validate_cgroup_parent(parent)
+        self.delegated = validate_cgroup_parent(delegated) if delegated else ""
+        parent = validate_cgroup_parent(parent)
+        self.parent = f"{self.delegated}/{parent}" if self.delegated else parent
         self.ops = ops or KernelOps()
         self.timeout = timeout
 
@@ -107,16 +114,18 @@ class CgroupV2Manager:
         """Make the parent cgroup level by level, enabling ``WANTED_CONTROLLERS`` on the way.
 
         Each level's cgroup.subtree_control gets the wanted controllers its
-        cgroup.controllers offers before the next level is made.  Returns the
-        controllers the container cgroups get.
+        cgroup.controllers offers before the next level is made, from the root,
+        or from the delegated cgroup when there is one.  Returns the controllers
+        the container cgroups get.
 
         Raises:
             NotFound, PycontainError: a level could not be made, or a cgroup.controllers or
                 cgroup.subtree_control file read or written (EBUSY: a level has processes).
         """
         available = set(WANTED_CONTROLLERS)
-        level = self.root
-        for child in [*self.parent.split("/"), None]:
+        level = self.root / self.delegated if self.delegated else self.root
+        below = self.parent.removeprefix(self.delegated).strip("/")
+        for child in [*below.split("/"), None]:
             available &= set(fs.read_file(level / "cgroup.controllers").split())
             subtree_control = level / "cgroup.subtree_control"
             missing = sorted(available - set(fs.read_file(subtree_control).split()))

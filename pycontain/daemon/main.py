@@ -2,6 +2,10 @@
 
 Start-up order matters: the fork server is forked first, while this process is
 still small and single-threaded; only then are asyncio, h11 and the stores loaded.
+Under systemd with Delegate=yes on cgroup v2, the daemon first moves itself into
+the leaf ``<its cgroup>/daemon`` (``cgroups/delegation.py``), so that the fork
+server and the shims are forked there and the containers' parent can have
+controllers enabled above it.
 Stopping the daemon (SIGTERM, SIGINT, or kill -9) never stops the containers:
 their shims keep them, and the next daemon re-adopts them.
 """
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         sys.exit("pycontaind: must run as root (namespaces, mounts and cgroups need it)")
     args.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    delegated = _enter_delegated_cgroup()
     spawner = ForkServer.start()  # first, and before the lock: shims must not inherit it
     try:
         lock = _lock_exec_root(args.exec_root)
@@ -66,10 +71,21 @@ def main(argv: list[str] | None = None) -> None:
         spawner.stop()
         raise
     try:
-        _serve(args, spawner)
+        _serve(args, spawner, delegated)
     finally:
         spawner.stop()
         os.close(lock)
+
+
+def _enter_delegated_cgroup() -> str | None:
+    """Under systemd delegation (v2): move into the leaf; the delegated cgroup, or None."""
+    from pycontain.cgroups.delegation import enter_delegated_subtree
+    from pycontain.errors import PycontainError
+
+    try:
+        return enter_delegated_subtree()
+    except PycontainError as exc:
+        sys.exit(f"pycontaind: enter the cgroup systemd delegated: {exc}")
 
 
 def _lock_exec_root(exec_root: Path) -> int:
@@ -83,7 +99,7 @@ def _lock_exec_root(exec_root: Path) -> int:
     return fd
 
 
-def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
+def _serve(args: argparse.Namespace, spawner: ForkServer, delegated: str | None) -> None:
     import asyncio
     import signal
 
@@ -102,7 +118,7 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
 
     async def run() -> None:
         try:
-            cgroups = open_cgroup_manager(args.cgroup_parent)
+            cgroups = open_cgroup_manager(args.cgroup_parent, delegated=delegated)
             scratch = args.data_root / "tmp"
             scratch.mkdir(parents=True, exist_ok=True)
             for stale in scratch.glob("upload-*"):  # bodies of requests a crash cut off
@@ -115,15 +131,14 @@ def _serve(args: argparse.Namespace, spawner: ForkServer) -> None:
             await containers.recover_network()
         except PycontainError as exc:
             sys.exit(f"pycontaind: {exc}")
-        api = Api(containers, images, args.data_root, args.cgroup_parent,
-                  args.insecure_registry)
+        api = Api(containers, images, args.data_root, cgroups.parent, args.insecure_registry)
         listener, gid, group = _bind_api_socket(socket_path, args.group)
         http = HttpServer(api.router(), {
             "Api-Version": API_VERSION, "Server": "pycontaind", "Ostype": "linux",
             "Docker-Experimental": "false"}, authorize=_socket_access(gid, group))
         server = await asyncio.start_unix_server(http.handle_connection, sock=listener)
-        log.info("pycontaind listening on unix://%s (cgroup v%s, data root %s)",
-                 socket_path, cgroups.version, args.data_root)
+        log.info("pycontaind listening on unix://%s (cgroup v%s, parent %s, data root %s)",
+                 socket_path, cgroups.version, cgroups.parent, args.data_root)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,12 @@ def host_file(manager: CgroupManager, controller: str, container_id: str, name: 
     return path.read_text().strip()
 
 
+def cpu_usage_usec(manager: CgroupManager, container_id: str) -> int:
+    """usage_usec of the v2 cgroup's cpu.stat: the CPU time its processes have had."""
+    stat = host_file(manager, "cpu", container_id, "cpu.stat")
+    return int(dict(line.split() for line in stat.splitlines())["usage_usec"])
+
+
 def test_limits_reach_the_host_files(manager: CgroupManager) -> None:
     resources = Resources(
         memory=64 * MiB, memory_swap=96 * MiB, nano_cpus=250_000_000, cpu_shares=512, pids_limit=42
@@ -157,15 +164,31 @@ def test_freeze_stops_and_thaw_resumes(
     manager.create("pause", Resources())
     sleeper = start_in_cgroup(manager, "pause", ["sleep", "100"], processes)
     wait_for_exec(sleeper, "sleep")
+    if manager.version == 2:  # a busy loop too, whose CPU time must stop growing
+        start_in_cgroup(manager, "pause", ["sh", "-c", "while :; do :; done"], processes)
+        while cpu_usage_usec(manager, "pause") == 0:
+            time.sleep(0.01)
 
     manager.freeze("pause")
     assert manager.is_frozen("pause")
-    assert process_state(sleeper.pid) in ("D", "T")
     if manager.version == 1:
+        assert process_state(sleeper.pid) in ("D", "T")
         assert host_file(manager, "freezer", "pause", "freezer.state") == "FROZEN"
+    else:
+        # The v2 freezer parks each task in an interruptible trap (state S): the proof is
+        # that the busy loop gets next to no CPU time while frozen (the counter may still
+        # take in a tick's worth accounted late), where running it would get the whole second.
+        frozen_at = cpu_usage_usec(manager, "pause")
+        time.sleep(1)
+        grown = cpu_usage_usec(manager, "pause") - frozen_at
+        assert grown < 100_000, f"{grown} us of CPU time in 1 s while frozen"
 
     manager.thaw("pause")
     assert not manager.is_frozen("pause")
+    # Thawed, the sleeper leaves the trap and goes back to sleep (briefly R on a slow VM).
+    deadline = time.monotonic() + 5
+    while process_state(sleeper.pid) != "S" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert process_state(sleeper.pid) == "S"
 
 
