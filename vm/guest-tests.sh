@@ -24,8 +24,16 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# The checkout may live under /tmp or /run (a CI clone often does): keep it in view
+# through the fresh tmpfs mounts, at the same path (the venv's scripts name it).
+mkdir -p /mnt/checkout
+mount --bind "$repo" /mnt/checkout
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
+if [ ! -d "$repo/.venv" ]; then
+    mkdir -p "$repo"
+    mount --move /mnt/checkout "$repo"
+fi
 mount -t cgroup2 cgroup2 /sys/fs/cgroup || {
     echo "PYCONTAIN-VM-SUMMARY cannot mount cgroup2 at /sys/fs/cgroup"
     echo "PYCONTAIN-VM-EXIT 125"
@@ -39,7 +47,11 @@ ip link set lo up
 hostname pycontain-vm
 echo "vm: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 
-cd "$repo" || power_off
+cd "$repo" || {
+    echo "PYCONTAIN-VM-SUMMARY the checkout $repo is not in the guest"
+    echo "PYCONTAIN-VM-EXIT 125"
+    power_off
+}
 # The host wrote one pytest argument per line.
 set --
 while IFS= read -r argument; do

@@ -5,17 +5,20 @@ systemd hands a service with ``Delegate=yes`` its cgroup (say
 the extended attribute ``trusted.delegate=1`` (systemd 251 and later).  Inside it
 the daemon must follow the v2 no-internal-processes rule: a cgroup whose
 cgroup.subtree_control enables controllers for its children cannot hold
-processes itself.  So, before it forks anything, the daemon moves itself (and
-whatever else is in the unit's cgroup) into the leaf ``<unit>/daemon``; the fork
-server and every shim are forked there after it.  Only then are the controllers
-enabled on ``<unit>`` for the containers' parent ``<unit>/<--cgroup-parent>``
+processes itself.  systemd 254 and later start the daemon in the leaf
+``<unit>/daemon`` (the unit's ``DelegateSubgroup=daemon``), on every start and
+restart; the fork server and every shim are forked there after it.  The controllers
+are then enabled on ``<unit>`` for the containers' parent ``<unit>/<--cgroup-parent>``
 (``CgroupV2Manager`` with ``delegated=<unit>``).
 
 It applies only when the daemon was started by systemd (``INVOCATION_ID`` in the
-environment) and its cgroup, or the cgroup above it when it already sits in the
-leaf (systemd 254's ``DelegateSubgroup=daemon``), carries the delegation mark.
-Started any other way, or on v1, the daemon uses ``--cgroup-parent`` below the
-hierarchy's root, as before.  Whether the host is v1 or v2 is still decided by
+environment) in the leaf of a cgroup that carries the delegation mark.  An older
+systemd (Debian 12's 252) ignores ``DelegateSubgroup`` and starts the daemon in
+``<unit>`` itself; were the daemon to move to the leaf and enable controllers on
+``<unit>``, that systemd could not start it again there on a restart while containers
+run (status 219/CGROUP).  So there, as when started any other way or on v1, the
+daemon uses ``--cgroup-parent`` below the hierarchy's root, as Docker's cgroupfs
+driver does.  Whether the host is v1 or v2 is still decided by
 ``detect_cgroup_version`` alone.
 """
 
@@ -80,15 +83,13 @@ def delegated_unit_cgroup(
 ) -> str | None:
     """The delegated cgroup the daemon manages, relative to ``root``, or None.
 
-    That is ``own`` when it is delegated, or its parent when ``own`` is the leaf
-    ``DAEMON_LEAF`` of a delegated cgroup.  The root cgroup is never delegated.
+    That is the parent of ``own`` when ``own`` is the leaf ``DAEMON_LEAF`` of a
+    delegated cgroup (where systemd 254's ``DelegateSubgroup`` starts the daemon).
+    A daemon in the delegated cgroup itself (an older systemd) manages none.
     """
-    candidates = [own]
-    if own.rsplit("/", 1)[-1] == DAEMON_LEAF and "/" in own:
-        candidates.append(own.rsplit("/", 1)[0])
-    for candidate in candidates:
-        if candidate and is_delegated(root / candidate):
-            return candidate
+    unit, _, leaf = own.rpartition("/")
+    if leaf == DAEMON_LEAF and unit and is_delegated(root / unit):
+        return unit
     return None
 
 
@@ -120,10 +121,11 @@ def enter_delegated_subtree(
     is_delegated: Callable[[Path], bool] = has_delegation_mark,
     ops: KernelOps | None = None,
 ) -> str | None:
-    """Under systemd delegation on v2: enter the leaf and return the delegated cgroup.
+    """Under systemd delegation on v2 (systemd 254+): gather the unit's processes in the
+    leaf the daemon was started in and return the delegated cgroup.
 
     Returns None, touching nothing, when the daemon was not started by systemd,
-    the host is v1, or the daemon's cgroup is not delegated.
+    the host is v1, or the daemon is not in the leaf of a delegated cgroup.
 
     Raises:
         PycontainError: mountinfo or /proc/self/cgroup cannot be read, or the move failed.

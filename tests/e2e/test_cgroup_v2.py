@@ -199,10 +199,12 @@ def delegated_unit() -> Iterator[Path]:
 
 def test_under_systemd_delegation_containers_live_in_the_units_subtree(
         test_images: Path, delegated_unit: Path) -> None:
-    """As pycontaind.service with Delegate=yes: the daemon moves into <unit>/daemon and
-    the containers' parent is <unit>/<--cgroup-parent>, controllers enabled on <unit>."""
+    """As pycontaind.service with Delegate=yes and DelegateSubgroup=daemon (systemd 254+):
+    started in <unit>/daemon, the containers' parent is <unit>/<--cgroup-parent>,
+    controllers enabled on <unit>."""
     relative = delegated_unit.relative_to(CGROUP_ROOT)
-    enter = f"echo 0 > {shlex.quote(str(delegated_unit / 'cgroup.procs'))}; exec \"$@\""
+    leaf_dir = shlex.quote(str(delegated_unit / DAEMON_LEAF))
+    enter = f"mkdir -p {leaf_dir}; echo 0 > {leaf_dir}/cgroup.procs; exec \"$@\""
     env = {"INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
     with isolated_daemon(test_images, env=env, wrapper=["sh", "-c", enter, "sh"]) as daemon:
         leaf = delegated_unit / DAEMON_LEAF
@@ -223,3 +225,20 @@ def test_under_systemd_delegation_containers_live_in_the_units_subtree(
         finally:
             daemon.cli("rm", "-f", cid, check=True)
         assert not (delegated_unit / daemon.cgroup_parent / cid).exists()
+
+
+def test_under_an_older_systemd_the_unit_cgroup_is_left_without_controllers(
+        test_images: Path, delegated_unit: Path) -> None:
+    """Started in <unit> itself (systemd < 254, no DelegateSubgroup): the daemon stays
+    there and enables nothing on it, so that systemd can start it there again on a
+    restart while containers run; the containers go under --cgroup-parent from the root."""
+    enter = f"echo 0 > {shlex.quote(str(delegated_unit / 'cgroup.procs'))}; exec \"$@\""
+    env = {"INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
+    with isolated_daemon(test_images, env=env, wrapper=["sh", "-c", enter, "sh"]) as daemon:
+        assert str(daemon.process.pid) in read(delegated_unit / "cgroup.procs").split()
+        cid = running(daemon, "-m", "32m", "busybox", "sleep", "300")
+        try:
+            assert read(CGROUP_ROOT / daemon.cgroup_parent / cid / "memory.max") == str(32 * MiB)
+            assert read(delegated_unit / "cgroup.subtree_control") == ""
+        finally:
+            daemon.cli("rm", "-f", cid, check=True)

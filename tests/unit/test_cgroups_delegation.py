@@ -28,11 +28,12 @@ def test_own_cgroup_is_the_v2_line() -> None:
         own_v2_cgroup("4:memory:/x\n")
 
 
-def test_the_delegated_cgroup_is_our_own_or_the_one_above_our_leaf(tmp_path: Path) -> None:
+def test_the_delegated_cgroup_is_the_one_above_our_leaf(tmp_path: Path) -> None:
     def marked(path: Path) -> bool:
         return path == tmp_path / UNIT
 
-    assert delegated_unit_cgroup(UNIT, tmp_path, marked) == UNIT
+    # systemd < 254 starts us in the unit's cgroup itself: no delegation (see delegation.py)
+    assert delegated_unit_cgroup(UNIT, tmp_path, marked) is None
     assert delegated_unit_cgroup(f"{UNIT}/{DAEMON_LEAF}", tmp_path, marked) == UNIT
     assert delegated_unit_cgroup(f"{UNIT}/other", tmp_path, marked) is None
     assert delegated_unit_cgroup("user.slice/session-1.scope", tmp_path, marked) is None
@@ -64,7 +65,7 @@ def test_enter_delegated_subtree_only_when_started_by_systemd(tmp_path: Path) ->
     kernel = FakeCgroupfs()
     root, mountinfo = fake_v2_host(tmp_path, kernel)
     proc_self_cgroup = tmp_path / "cgroup-of-self"
-    proc_self_cgroup.write_text(f"0::/{UNIT}\n")
+    proc_self_cgroup.write_text(f"0::/{UNIT}/{DAEMON_LEAF}\n")
 
     def enter(environ: dict[str, str]) -> str | None:
         return enter_delegated_subtree(
@@ -74,8 +75,10 @@ def test_enter_delegated_subtree_only_when_started_by_systemd(tmp_path: Path) ->
 
     assert enter({}) is None
     assert not (root / UNIT / DAEMON_LEAF).exists()
-    assert enter({"INVOCATION_ID": "abc"}) == UNIT
+    assert enter({"INVOCATION_ID": "abc"}) == UNIT  # gathers the unit's processes in the leaf
     assert (root / UNIT / DAEMON_LEAF / "cgroup.procs").read_text().strip() == str(os.getpid())
+    proc_self_cgroup.write_text(f"0::/{UNIT}\n")  # an older systemd: left alone
+    assert enter({"INVOCATION_ID": "abc"}) is None
 
 
 def test_v1_hosts_are_left_alone(tmp_path: Path) -> None:
