@@ -79,18 +79,12 @@ def cmd_exec(ctx: Context, opts: Options) -> int:
 
 def _interactive(ctx: Context, path: str, tty: bool, stdin: bool, detach_keys: str) -> int:
     """The hijacked start: our stdin (and terminal) joined to the process."""
-    from contextlib import nullcontext
-
-    from pycontain.cli.interactive import Session, raw_terminal, resizer
-    from pycontain.runtime.attach import parse_detach_keys
+    from pycontain.cli.interactive import run_attached
 
     connection = ctx.client.hijack(f"{path}/start", body={"Detach": False, "Tty": tty})
-    resize = resizer(ctx.client, path)
-    session = Session(connection, tty, stdin, parse_detach_keys(detach_keys),
-                      *ctx.binary_streams())
-    with raw_terminal(resize) if tty and stdin and sys.stdin.isatty() else nullcontext():
-        session.run()
-    return 0 if session.detached else _exit_code(ctx, path)
+    detached = run_attached(connection, ctx.client, path, tty, stdin, detach_keys,
+                            *ctx.binary_streams())
+    return 0 if detached else _exit_code(ctx, path)
 
 
 def _exit_code(ctx: Context, path: str) -> int:

@@ -26,9 +26,9 @@ from typing import IO
 from pycontain.cli.stream import STDERR, SYSTEM_ERROR, demultiplex
 from pycontain.client import Client, Hijacked
 from pycontain.errors import PycontainError
-from pycontain.runtime.attach import DetachKeys
+from pycontain.runtime.attach import DetachKeys, parse_detach_keys
 
-__all__ = ["Session", "raw_terminal", "resizer", "terminal_size"]
+__all__ = ["Session", "raw_terminal", "resizer", "run_attached", "terminal_size"]
 
 
 def terminal_size() -> tuple[int, int]:
@@ -150,3 +150,17 @@ class Session:
     def _write(stream: IO[bytes], data: bytes) -> None:
         stream.write(data)
         stream.flush()
+
+
+def run_attached(connection: Hijacked, client: Client, path: str, tty: bool, stdin: bool,
+                 detach_keys: str, stdout: IO[bytes], stderr: IO[bytes]) -> bool:
+    """Our stdin (and terminal, in raw mode, its size sent to ``<path>/resize``) joined
+    to ``connection`` until it ends; whether the user detached."""
+    session = Session(connection, tty, stdin, parse_detach_keys(detach_keys), stdout, stderr)
+    resize = resizer(client, path)
+    raw = tty and stdin and sys.stdin.isatty()
+    with raw_terminal(resize) if raw else contextlib.nullcontext():
+        if tty:
+            resize()
+        session.run()
+    return session.detached

@@ -328,13 +328,10 @@ def attach_session(ctx: Context, container_id: str, condition: str, start: bool,
                    tty: bool, stdin: bool, detach_keys: str) -> int:
     """``attach_and_wait`` over a hijacked connection, with our stdin and terminal
     (cli/interactive.py); returns the container's exit code, or 0 once detached."""
-    import sys
     from contextlib import nullcontext
 
-    from pycontain.cli.interactive import Session, raw_terminal, resizer
-    from pycontain.runtime.attach import parse_detach_keys
+    from pycontain.cli.interactive import run_attached
 
-    keys = parse_detach_keys(detach_keys)
     path = f"/containers/{quote_path(container_id)}"
     connection = ctx.client.hijack(f"{path}/attach", query={
         "stream": True, "stdin": stdin, "stdout": True, "stderr": True,
@@ -344,16 +341,10 @@ def attach_session(ctx: Context, container_id: str, condition: str, start: bool,
         result = waiting.finish()
         if start and (failure := _start_or_exit_code(ctx, container_id)) is not None:
             return failure
-        resize = resizer(ctx.client, path)
-        session = Session(connection, tty, stdin, keys, *ctx.binary_streams())
-        raw = tty and stdin and sys.stdin.isatty()
         with nullcontext() if tty else signals_proxied(ctx, container_id):
-            with raw_terminal(resize) if raw else nullcontext():
-                if tty:
-                    resize()
-                session.run()
-            if session.detached:
-                return 0
+            if run_attached(connection, ctx.client, path, tty, stdin, detach_keys,
+                            *ctx.binary_streams()):
+                return 0  # detached
             reply = result.json() or {}
     finally:
         connection.close()

@@ -37,6 +37,11 @@ class AttachOptions:
     stdin_once: bool          # the client's end of input closes the program's stdin
     detach_keys: bytes = DEFAULT_DETACH_KEYS
 
+    def wants(self, kind: int) -> bool:
+        """Whether the client asked for this output stream (a frame's kind)."""
+        return (kind == attach.STDOUT and self.stdout) or (
+            kind == attach.STDERR and self.stderr)
+
 
 async def connect_to_shim(state_dir: str) -> ShimConnection:
     """A connection to the container's attach socket (OSError when there is none)."""
@@ -76,8 +81,7 @@ async def relay(shim: ShimConnection, client: ShimConnection,
             for kind, payload in frames.feed(data):
                 if options.tty:
                     client_writer.write(payload)
-                elif (kind == attach.STDOUT and options.stdout) or (
-                        kind == attach.STDERR and options.stderr):
+                elif options.wants(kind):
                     client_writer.write(attach.encode(kind, payload))
             await client_writer.drain()
 

@@ -114,8 +114,7 @@ class ExecInstance:
         try:
             while data := await reader.read(65536):
                 for kind, payload in frames.feed(data):
-                    if (kind == attach.STDOUT and options.stdout) or (
-                            kind == attach.STDERR and options.stderr):
+                    if options.wants(kind):
                         yield attach.encode(kind, payload)
             await self.done.wait()
         finally:

@@ -8,6 +8,7 @@ skip, saying so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -59,6 +60,16 @@ def running(daemon: Daemon, *args: str) -> str:
     return daemon.cli("run", "-d", *args, check=True).stdout.strip()
 
 
+@contextlib.contextmanager
+def container(daemon: Daemon, *args: str) -> Iterator[str]:
+    """A container ``run -d`` with ``args``, removed (``rm -f``) when the block ends."""
+    cid = running(daemon, *args)
+    try:
+        yield cid
+    finally:
+        daemon.cli("rm", "-f", cid, check=True)
+
+
 def test_info_reports_cgroup_version_2(daemon: Daemon) -> None:
     info = daemon.cli("info", check=True).stdout
     assert "Cgroup Version: 2" in info
@@ -67,9 +78,8 @@ def test_info_reports_cgroup_version_2(daemon: Daemon) -> None:
 
 
 def test_limits_reach_the_v2_interface_files(daemon: Daemon) -> None:
-    cid = running(daemon, "-m", "64m", "--memory-swap", "96m", "--cpus", "0.5",
-                  "--cpu-shares", "512", "--pids-limit", "50", "busybox", "sleep", "300")
-    try:
+    with container(daemon, "-m", "64m", "--memory-swap", "96m", "--cpus", "0.5",
+                   "--cpu-shares", "512", "--pids-limit", "50", "busybox", "sleep", "300") as cid:
         cgroup = cgroup_of(daemon, cid)
         assert read(cgroup / "memory.max") == str(64 * MiB)
         assert read(cgroup / "memory.swap.max") == str(32 * MiB)  # memory+swap minus memory
@@ -79,52 +89,40 @@ def test_limits_reach_the_v2_interface_files(daemon: Daemon) -> None:
         pid = daemon.inspect(cid)["State"]["Pid"]  # type: ignore[index]
         assert str(pid) in read(cgroup / "cgroup.procs").split()
         assert f"0::/{daemon.cgroup_parent}/{cid}" in Path(f"/proc/{pid}/cgroup").read_text()
-    finally:
-        daemon.cli("rm", "-f", cid, check=True)
 
 
 def test_controllers_are_enabled_in_the_parents_subtree_control(daemon: Daemon) -> None:
-    cid = running(daemon, "busybox", "sleep", "300")
-    try:
+    with container(daemon, "busybox", "sleep", "300") as cid:
         for level in (CGROUP_ROOT, CGROUP_ROOT / daemon.cgroup_parent):
             enabled = read(level / "cgroup.subtree_control").split()
             assert {"memory", "cpu", "pids"} <= set(enabled), level
         controllers = read(cgroup_of(daemon, cid) / "cgroup.controllers").split()
         assert {"memory", "cpu", "pids"} <= set(controllers)
-    finally:
-        daemon.cli("rm", "-f", cid, check=True)
 
 
 def test_defaults_without_limits_are_unlimited(daemon: Daemon) -> None:
-    cid = running(daemon, "busybox", "sleep", "300")
-    try:
+    with container(daemon, "busybox", "sleep", "300") as cid:
         cgroup = cgroup_of(daemon, cid)
         assert read(cgroup / "memory.max") == "max"
         assert read(cgroup / "cpu.max") == "max 100000"
         assert read(cgroup / "pids.max") == "max"
-    finally:
-        daemon.cli("rm", "-f", cid, check=True)
 
 
 def test_pids_limit_stops_a_fork_bomb_at_pids_max(daemon: Daemon) -> None:
     # A failed fork ends a busybox shell: the subshell meets the limit, the shell stays.
-    cid = running(daemon, "--pids-limit", "8", "busybox", "sh", "-c",
-                  "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 300 & done) 2>/dev/null;"
-                  " exec sleep 300")
-    try:
+    with container(daemon, "--pids-limit", "8", "busybox", "sh", "-c",
+                   "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 300 & done) 2>/dev/null;"
+                   " exec sleep 300") as cid:
         cgroup = cgroup_of(daemon, cid)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and flat_keyed(cgroup / "pids.events")["max"] == "0":
             time.sleep(0.1)
         assert int(flat_keyed(cgroup / "pids.events")["max"]) >= 1
         assert int(read(cgroup / "pids.current")) <= 8
-    finally:
-        daemon.cli("rm", "-f", cid, check=True)
 
 
 def test_pause_and_unpause_use_cgroup_freeze(daemon: Daemon) -> None:
-    cid = running(daemon, "busybox", "sleep", "300")
-    try:
+    with container(daemon, "busybox", "sleep", "300") as cid:
         cgroup = cgroup_of(daemon, cid)
         daemon.cli("pause", cid, check=True)
         assert read(cgroup / "cgroup.freeze") == "1"
@@ -134,8 +132,6 @@ def test_pause_and_unpause_use_cgroup_freeze(daemon: Daemon) -> None:
         assert read(cgroup / "cgroup.freeze") == "0"
         assert flat_keyed(cgroup / "cgroup.events")["frozen"] == "0"
         assert daemon.inspect(cid)["State"]["Status"] == "running"  # type: ignore[index]
-    finally:
-        daemon.cli("rm", "-f", cid, check=True)
 
 
 def test_rm_force_kills_every_process_through_the_cgroup(daemon: Daemon) -> None:
@@ -210,8 +206,7 @@ def test_under_systemd_delegation_containers_live_in_the_units_subtree(
         leaf = delegated_unit / DAEMON_LEAF
         assert str(daemon.process.pid) in read(leaf / "cgroup.procs").split()
         assert read(delegated_unit / "cgroup.procs") == ""
-        cid = running(daemon, "-m", "32m", "--pids-limit", "20", "busybox", "sleep", "300")
-        try:
+        with container(daemon, "-m", "32m", "--pids-limit", "20", "busybox", "sleep", "300") as cid:
             cgroup = delegated_unit / daemon.cgroup_parent / cid
             assert read(cgroup / "memory.max") == str(32 * MiB)
             assert read(cgroup / "pids.max") == "20"
@@ -222,8 +217,6 @@ def test_under_systemd_delegation_containers_live_in_the_units_subtree(
                 f"/proc/{pid}/cgroup").read_text()
             reply = Client(daemon.host, timeout=10).request("GET", "/info").read()
             assert json.loads(reply)["CgroupParent"] == f"{relative}/{daemon.cgroup_parent}"
-        finally:
-            daemon.cli("rm", "-f", cid, check=True)
         assert not (delegated_unit / daemon.cgroup_parent / cid).exists()
 
 
@@ -236,9 +229,6 @@ def test_under_an_older_systemd_the_unit_cgroup_is_left_without_controllers(
     env = {"INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
     with isolated_daemon(test_images, env=env, wrapper=["sh", "-c", enter, "sh"]) as daemon:
         assert str(daemon.process.pid) in read(delegated_unit / "cgroup.procs").split()
-        cid = running(daemon, "-m", "32m", "busybox", "sleep", "300")
-        try:
+        with container(daemon, "-m", "32m", "busybox", "sleep", "300") as cid:
             assert read(CGROUP_ROOT / daemon.cgroup_parent / cid / "memory.max") == str(32 * MiB)
             assert read(delegated_unit / "cgroup.subtree_control") == ""
-        finally:
-            daemon.cli("rm", "-f", cid, check=True)

@@ -19,18 +19,15 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import Daemon, isolated_daemon
+from tests.conftest import Daemon
 from tests.registry_server import LocalRegistry
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def daemon(test_images: Path) -> Iterator[Daemon]:
-    """A daemon of this module's own: what the docker CLI pulls, tags, saves and prunes here
-    (digest references of pulled images included) stays out of the other modules' way."""
-    with isolated_daemon(test_images) as d:
-        yield d
+def daemon(module_daemon: Daemon) -> Daemon:
+    return module_daemon
 
 DOCKER = shutil.which("docker")
 

@@ -20,18 +20,15 @@ import docker.types
 import pytest
 from docker.models.containers import Container
 
-from tests.conftest import Daemon, isolated_daemon
+from tests.conftest import Daemon
 from tests.registry_server import LocalRegistry
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def daemon(test_images: Path) -> Iterator[Daemon]:
-    """A daemon of this module's own: what docker-py pulls, tags, saves and prunes here
-    (digest references of pulled images included) stays out of the other modules' way."""
-    with isolated_daemon(test_images) as d:
-        yield d
+def daemon(module_daemon: Daemon) -> Daemon:
+    return module_daemon
 
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
