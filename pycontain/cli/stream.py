@@ -14,27 +14,19 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from pycontain.errors import PycontainError
+from pycontain.runtime.attach import FrameReader
 
 __all__ = ["STDERR", "STDOUT", "copy_multiplexed", "demultiplex", "json_messages"]
 
 STDIN, STDOUT, STDERR, SYSTEM_ERROR = 0, 1, 2, 3
-_HEADER = 8
 
 
 def demultiplex(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """Frames of a multiplexed stream; PycontainError if it ends inside a frame."""
-    buffer = bytearray()
+    frames = FrameReader()
     for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= _HEADER:
-            size = int.from_bytes(buffer[4:_HEADER], "big")
-            if len(buffer) < _HEADER + size:
-                break
-            kind = buffer[0]
-            payload = bytes(buffer[_HEADER : _HEADER + size])
-            del buffer[: _HEADER + size]
-            yield kind, payload
-    if buffer:
+        yield from frames.feed(chunk)
+    if frames.buffer:
         raise PycontainError("log stream from the daemon ended inside a frame")
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pycontain.runtime import attach
 from pycontain.timefmt import parse_rfc3339_nano, rfc3339_nano
 
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
@@ -153,7 +153,7 @@ def reopen_if_rotated(log: BinaryIO, path: Path) -> BinaryIO | None:
 def frame(entry: LogEntry, timestamps: bool = False) -> bytes:
     """Docker's multiplexed-stream frame: [stream, 0, 0, 0, size (big-endian u32)] + payload."""
     payload = (entry.time.encode() + b" " + entry.text) if timestamps else entry.text
-    return struct.pack(">BxxxI", STREAM_IDS.get(entry.stream, 1), len(payload)) + payload
+    return attach.encode(STREAM_IDS.get(entry.stream, 1), payload)
 
 
 def tail_entries(entries: list[LogEntry], tail: str | None) -> list[LogEntry]:

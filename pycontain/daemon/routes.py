@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import struct
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -39,6 +38,7 @@ from pycontain.errors import (
     PycontainError,
 )
 from pycontain.images import ImageStore, host_architecture, is_image_id
+from pycontain.runtime import attach as attach_frames
 from pycontain.runtime.attach import parse_detach_keys
 from pycontain.timefmt import parse_rfc3339_nano, rfc3339_nano
 
@@ -627,7 +627,7 @@ class Api:
                 instance = await self.execs.start(exec_id, False)
             except PycontainError as exc:
                 text = (exc.message + "\r\n").encode()
-                writer.write(text if tty else struct.pack(">BxxxL", 2, len(text)) + text)
+                writer.write(text if tty else attach_frames.encode(attach_frames.STDERR, text))
                 await writer.drain()
                 return
             await instance.session(reader, writer, leftover)
